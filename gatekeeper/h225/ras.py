@@ -1,0 +1,937 @@
+"""Typed helpers over H.225.0 RAS values.
+
+The codec speaks asn1tools' value form (dicts, ``(name, value)`` tuples for a
+CHOICE).  Nothing outside ``gatekeeper.h225`` should: this module turns
+incoming messages into frozen dataclasses (:func:`parse` / :func:`read`),
+builds every message the gatekeeper sends (:func:`gcf`, :func:`rcf`, ...), and
+converts aliases, transport addresses and identifiers to and from the text
+forms GnuGk uses on its status port (``800:dialedDigits``, ``Wei:h323_ID``,
+``10.0.0.1:1720``, ``c4 20 2c ...`` / ``c4-20-2c-...``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from gatekeeper.errors import DecodeError, EncodeError
+from gatekeeper.h225 import codec
+
+# H.225.0 version 7: itu-t(0) recommendation(0) h(8) 2250 version(0) 7
+PROTOCOL_IDENTIFIER = "0.0.8.2250.0.7"
+
+#: The (ip, port) form of a transport address used everywhere above the codec.
+Address = tuple[str, int]
+
+# ---------------------------------------------------------------------------
+# Aliases
+# ---------------------------------------------------------------------------
+
+#: ASN.1 alternative of AliasAddress -> GnuGk's tag in text form.
+ALIAS_TAGS: dict[str, str] = {
+    "dialledDigits": "dialedDigits",
+    "h323-ID": "h323_ID",
+    "url-ID": "url_ID",
+    "transportID": "transportID",
+    "email-ID": "email_ID",
+    "partyNumber": "partyNumber",
+    "mobileUIM": "mobileUIM",
+    "isupNumber": "isupNumber",
+}
+_TAG_TO_KIND = {tag.lower(): kind for kind, tag in ALIAS_TAGS.items()}
+# Spellings people also write in configuration files.
+_TAG_TO_KIND.update({"dialleddigits": "dialledDigits", "h323-id": "h323-ID",
+                     "url-id": "url-ID", "email-id": "email-ID", "transport_id": "transportID"})
+
+_DIGITS = frozenset("0123456789#*,")
+
+# GnuGk (through H323Plus) writes a partyNumber as "<Kind>:<digits>".
+_PARTY_PREFIX = {
+    "e164Number": "E164",
+    "dataPartyNumber": "Data",
+    "telexPartyNumber": "Telex",
+    "privateNumber": "Private",
+    "nationalStandardPartyNumber": "NationalStandard",
+}
+_PARTY_KIND = {text.lower(): kind for kind, text in _PARTY_PREFIX.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """An H.225.0 AliasAddress: its ASN.1 alternative and its text value.
+
+    ``raw`` keeps the decoded ASN.1 value of the structured kinds (partyNumber,
+    mobileUIM, isupNumber) so they re-encode exactly; it takes no part in
+    equality or hashing.
+    """
+
+    kind: str
+    value: str
+    raw: Any = field(default=None, compare=False, hash=False, repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.value}:{ALIAS_TAGS.get(self.kind, self.kind)}"
+
+    @property
+    def is_digits(self) -> bool:
+        """True for dialled digits and E.164 party numbers (prefix-routable)."""
+        return self.kind == "dialledDigits" or (
+            self.kind == "partyNumber" and self.raw is not None and self.raw[0] == "e164Number"
+        )
+
+    @property
+    def digits(self) -> str | None:
+        """The digits of a digit alias, else None."""
+        if self.kind == "dialledDigits":
+            return self.value
+        if self.kind == "partyNumber" and self.raw is not None:
+            return _party_digits(self.raw)
+        return None
+
+
+def dialled_digits(digits: str) -> Alias:
+    return Alias("dialledDigits", digits)
+
+
+def h323_id(name: str) -> Alias:
+    return Alias("h323-ID", name)
+
+
+def _party_digits(party: tuple) -> str:
+    kind, value = party
+    if kind == "e164Number":
+        return value["publicNumberDigits"]
+    if kind == "privateNumber":
+        return value["privateNumberDigits"]
+    return value if isinstance(value, str) else ""
+
+
+def alias_from_asn(value: tuple) -> Alias:
+    """AliasAddress (asn1tools form) -> :class:`Alias`."""
+    kind, content = value
+    if kind in ("dialledDigits", "h323-ID", "url-ID", "email-ID"):
+        return Alias(kind, content)
+    if kind == "transportID":
+        address = transport_from_asn(content)
+        text = format_address(address) if address else "unknown"
+        return Alias(kind, text, content)
+    if kind == "partyNumber":
+        prefix = _PARTY_PREFIX.get(content[0], content[0])
+        return Alias(kind, f"{prefix}:{_party_digits(content)}", content)
+    if kind == "isupNumber":
+        sub, inner = content
+        digits = inner["address"] if isinstance(inner, dict) else inner
+        return Alias(kind, digits, content)
+    if kind == "mobileUIM":
+        sub, inner = content
+        parts = [f"{k}={v}" for k, v in inner.items() if isinstance(v, str)]
+        return Alias(kind, ",".join(parts), content)
+    return Alias(kind, "", content)
+
+
+def alias_to_asn(alias: Alias) -> tuple:
+    """:class:`Alias` -> AliasAddress (asn1tools form)."""
+    kind = alias.kind
+    if alias.raw is not None:
+        return (kind, alias.raw)
+    if kind in ("dialledDigits", "h323-ID", "url-ID", "email-ID"):
+        return (kind, alias.value)
+    if kind == "transportID":
+        return (kind, transport_to_asn(parse_address(alias.value, 1720)))
+    if kind == "partyNumber":
+        prefix, _, digits = alias.value.partition(":")
+        party = _PARTY_KIND.get(prefix.lower())
+        if party is None or not digits:
+            party, digits = "e164Number", alias.value
+        if party == "e164Number":
+            return (kind, (party, {"publicTypeOfNumber": ("unknown", None),
+                                   "publicNumberDigits": digits}))
+        if party == "privateNumber":
+            return (kind, (party, {"privateTypeOfNumber": ("unknown", None),
+                                   "privateNumberDigits": digits}))
+        return (kind, (party, digits))
+    if kind == "isupNumber":
+        return (kind, ("e164Number", {"natureOfAddress": ("unknown", None), "address": alias.value}))
+    raise EncodeError(f"cannot build an alias of kind {kind!r} from text")
+
+
+def parse_alias(text: str) -> Alias:
+    """Read GnuGk's text form (``800:dialedDigits``, ``Wei:h323_ID``).
+
+    Without a known tag, all-digit text is dialled digits and anything else
+    an H.323 ID, as GnuGk does for aliases typed on the status port.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("empty alias")
+    value, sep, tag = text.rpartition(":")
+    if sep:
+        kind = _TAG_TO_KIND.get(tag.lower())
+        if kind is not None and value:
+            if kind == "dialledDigits" and not set(value) <= _DIGITS:
+                raise ValueError(f"{value!r} is not valid dialled digits")
+            return Alias(kind, value)
+    if set(text) <= _DIGITS:
+        return Alias("dialledDigits", text)
+    if "@" in text and not text.startswith("@"):
+        # user@host is what people mean by an email-ID alias... but GnuGk
+        # keeps it an H.323 ID unless tagged; stay compatible.
+        return Alias("h323-ID", text)
+    return Alias("h323-ID", text)
+
+
+def format_aliases(aliases: Iterable[Alias]) -> str:
+    """GnuGk's list form: ``800:dialedDigits=Wei:h323_ID``."""
+    return "=".join(str(alias) for alias in aliases)
+
+
+def aliases_from_asn(values: Iterable[tuple] | None) -> tuple[Alias, ...]:
+    return tuple(alias_from_asn(v) for v in values or ())
+
+
+def aliases_to_asn(aliases: Iterable[Alias]) -> list[tuple]:
+    return [alias_to_asn(a) for a in aliases]
+
+
+# ---------------------------------------------------------------------------
+# Transport addresses
+# ---------------------------------------------------------------------------
+
+
+def transport_to_asn(address: Address) -> tuple:
+    """``(ip, port)`` -> TransportAddress (ipAddress or ip6Address)."""
+    host, port = address
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise EncodeError(f"not an IP address: {host!r}") from None
+    if not 0 <= int(port) <= 65535:
+        raise EncodeError(f"port out of range: {port}")
+    if ip.version == 4:
+        return ("ipAddress", {"ip": ip.packed, "port": int(port)})
+    return ("ip6Address", {"ip": ip.packed, "port": int(port)})
+
+
+def transport_from_asn(value: tuple) -> Address | None:
+    """TransportAddress -> ``(ip, port)``, or None for non-IP kinds."""
+    kind, content = value
+    if kind in ("ipAddress", "ipSourceRoute"):
+        return (str(ipaddress.IPv4Address(bytes(content["ip"]))), content["port"])
+    if kind == "ip6Address":
+        return (str(ipaddress.IPv6Address(bytes(content["ip"]))), content["port"])
+    return None
+
+
+def transports_from_asn(values: Iterable[tuple] | None) -> tuple[Address, ...]:
+    result = []
+    for value in values or ():
+        address = transport_from_asn(value)
+        if address is not None:
+            result.append(address)
+    return tuple(result)
+
+
+def format_address(address: Address) -> str:
+    """``ip:port`` (``[ip6]:port`` for IPv6), as GnuGk prints addresses."""
+    host, port = address
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def parse_address(text: str, default_port: int) -> Address:
+    """Read ``ip``, ``ip:port``, ``[ip6]`` or ``[ip6]:port``."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"not an IP address: {text!r}") from None
+    port = default_port
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+            raise ValueError(f"bad port in {text!r}")
+        port = int(port_text)
+    return (str(ip), port)
+
+
+# ---------------------------------------------------------------------------
+# Identifiers
+# ---------------------------------------------------------------------------
+
+
+def new_guid() -> bytes:
+    """A fresh 16-octet GloballyUniqueID."""
+    return os.urandom(16)
+
+
+def guid_spaced(guid: bytes) -> str:
+    """``c4 20 2c ...``: GnuGk's form in PrintCurrentCalls and CDR lines."""
+    return " ".join(f"{b:02x}" for b in guid)
+
+
+def guid_dashed(guid: bytes) -> str:
+    """``c4-20-2c-...``: GnuGk's form in RAS event lines."""
+    return "-".join(f"{b:02x}" for b in guid)
+
+
+def parse_guid(text: str) -> bytes:
+    """Read a GUID written spaced, dashed or as 32 plain hex digits."""
+    cleaned = text.strip().replace(" ", "").replace("-", "").replace(":", "")
+    if len(cleaned) != 32:
+        raise ValueError(f"a call identifier has 16 octets: {text!r}")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise ValueError(f"not hexadecimal: {text!r}") from None
+
+
+# ---------------------------------------------------------------------------
+# Endpoint types and vendors
+# ---------------------------------------------------------------------------
+
+ENDPOINT_KINDS = ("gatekeeper", "gateway", "mcu", "terminal")
+
+
+def endpoint_kind(endpoint_type: dict) -> str:
+    """GnuGk's name for an EndpointType: terminal, gateway, mcu, gatekeeper
+    or undefined (a gateway that is also an MCU is a gateway)."""
+    for kind in ("gateway", "mcu", "gatekeeper", "terminal"):
+        if kind in endpoint_type:
+            return kind
+    return "undefined"
+
+
+def endpoint_type_value(kind: str, vendor: dict | None = None) -> dict:
+    """EndpointType for our own messages, e.g. ``endpoint_type_value('gatekeeper')``."""
+    value: dict = {"mc": False, "undefinedNode": kind == "undefined"}
+    if kind in ENDPOINT_KINDS:
+        value[kind] = {}
+    if vendor is not None:
+        value["vendor"] = vendor
+    return value
+
+
+def supported_prefixes(endpoint_type: dict) -> tuple[Alias, ...]:
+    """Gateway/MCU prefixes announced in an EndpointType's protocol list."""
+    prefixes: list[Alias] = []
+    for kind in ("gateway", "mcu"):
+        info = endpoint_type.get(kind)
+        if not info:
+            continue
+        for _, caps in info.get("protocol", ()):
+            if isinstance(caps, dict):
+                for prefix in caps.get("supportedPrefixes", ()):
+                    prefixes.append(alias_from_asn(prefix["prefix"]))
+    return tuple(prefixes)
+
+
+def _text(octets: bytes | None) -> str:
+    if not octets:
+        return ""
+    return bytes(octets).rstrip(b"\x00").decode("latin-1")
+
+
+@dataclass(frozen=True, slots=True)
+class Vendor:
+    """What a VendorIdentifier says: T.35 codes, product and version."""
+
+    country: int
+    extension: int
+    manufacturer: int
+    product: str = ""
+    version: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.product} {self.version}".strip()
+
+
+def vendor_from_asn(value: dict | None) -> Vendor | None:
+    if not value:
+        return None
+    code = value["vendor"]
+    return Vendor(code["t35CountryCode"], code["t35Extension"], code["manufacturerCode"],
+                  _text(value.get("productId")), _text(value.get("versionId")))
+
+
+# ---------------------------------------------------------------------------
+# Incoming messages, typed
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RasPdu:
+    """Any RAS message: its kind (ASN.1 alternative name), sequence number
+    and the decoded value; the typed readers below extend it."""
+
+    kind: str
+    seq: int
+    raw: Any = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GatekeeperRequest(RasPdu):
+    ras_address: Address | None
+    endpoint_type: str
+    gatekeeper_id: str | None
+    aliases: tuple[Alias, ...]
+    supports_alt_gk: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRequest(RasPdu):
+    discovery_complete: bool
+    call_signal_addresses: tuple[Address, ...]
+    ras_addresses: tuple[Address, ...]
+    endpoint_type: str
+    aliases: tuple[Alias, ...]
+    gatekeeper_id: str | None
+    vendor: Vendor | None
+    time_to_live: int | None
+    keep_alive: bool
+    endpoint_id: str | None
+    prefixes: tuple[Alias, ...]
+    additive: bool
+    supports_alt_gk: bool
+    multiple_calls: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnregistrationRequest(RasPdu):
+    call_signal_addresses: tuple[Address, ...]
+    aliases: tuple[Alias, ...]
+    endpoint_id: str | None
+    gatekeeper_id: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRequest(RasPdu):
+    endpoint_id: str
+    call_type: str
+    call_model: str | None
+    destination_info: tuple[Alias, ...]
+    dest_call_signal_address: Address | None
+    dest_extra_call_info: tuple[Alias, ...]
+    src_info: tuple[Alias, ...]
+    src_call_signal_address: Address | None
+    bandwidth: int
+    call_reference: int
+    conference_id: bytes
+    answer_call: bool
+    call_id: bytes | None
+    gatekeeper_id: str | None
+    can_map_alias: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BandwidthRequest(RasPdu):
+    endpoint_id: str
+    conference_id: bytes
+    call_reference: int
+    bandwidth: int
+    call_id: bytes | None
+    answered_call: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DisengageRequest(RasPdu):
+    endpoint_id: str
+    conference_id: bytes
+    call_reference: int
+    reason: str
+    call_id: bytes | None
+    gatekeeper_id: str | None
+    answered_call: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LocationRequest(RasPdu):
+    endpoint_id: str | None
+    destination_info: tuple[Alias, ...]
+    reply_address: Address | None
+    source_info: tuple[Alias, ...]
+    gatekeeper_id: str | None
+    hop_count: int | None
+    call_id: bytes | None
+    can_map_alias: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InfoRequestResponse(RasPdu):
+    endpoint_type: str
+    endpoint_id: str
+    ras_address: Address | None
+    call_signal_addresses: tuple[Address, ...]
+    aliases: tuple[Alias, ...]
+    calls: tuple[tuple[int, bytes | None], ...]   # (call reference, call id)
+    need_response: bool
+    unsolicited: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcesAvailableIndicate(RasPdu):
+    endpoint_id: str
+    almost_out_of_resources: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Response(RasPdu):
+    """A confirm or reject an endpoint sends back to one of our requests."""
+
+    reason: str | None
+
+
+def _guid(value: dict | None) -> bytes | None:
+    return bytes(value["guid"]) if value else None
+
+
+def _choice_name(value: tuple | None) -> str | None:
+    return value[0] if value else None
+
+
+def _read_grq(kind: str, v: dict) -> RasPdu:
+    return GatekeeperRequest(
+        kind, v["requestSeqNum"], v,
+        ras_address=transport_from_asn(v["rasAddress"]),
+        endpoint_type=endpoint_kind(v["endpointType"]),
+        gatekeeper_id=v.get("gatekeeperIdentifier"),
+        aliases=aliases_from_asn(v.get("endpointAlias")),
+        supports_alt_gk="supportsAltGK" in v,
+    )
+
+
+def _read_rrq(kind: str, v: dict) -> RasPdu:
+    return RegistrationRequest(
+        kind, v["requestSeqNum"], v,
+        discovery_complete=v["discoveryComplete"],
+        call_signal_addresses=transports_from_asn(v["callSignalAddress"]),
+        ras_addresses=transports_from_asn(v["rasAddress"]),
+        endpoint_type=endpoint_kind(v["terminalType"]),
+        aliases=aliases_from_asn(v.get("terminalAlias")),
+        gatekeeper_id=v.get("gatekeeperIdentifier"),
+        vendor=vendor_from_asn(v.get("endpointVendor")),
+        time_to_live=v.get("timeToLive"),
+        keep_alive=v.get("keepAlive", False),
+        endpoint_id=v.get("endpointIdentifier"),
+        prefixes=supported_prefixes(v["terminalType"]),
+        additive="additiveRegistration" in v,
+        supports_alt_gk="supportsAltGK" in v,
+        multiple_calls=v.get("multipleCalls"),
+    )
+
+
+def _read_urq(kind: str, v: dict) -> RasPdu:
+    return UnregistrationRequest(
+        kind, v["requestSeqNum"], v,
+        call_signal_addresses=transports_from_asn(v["callSignalAddress"]),
+        aliases=aliases_from_asn(v.get("endpointAlias")),
+        endpoint_id=v.get("endpointIdentifier"),
+        gatekeeper_id=v.get("gatekeeperIdentifier"),
+        reason=_choice_name(v.get("reason")),
+    )
+
+
+def _read_arq(kind: str, v: dict) -> RasPdu:
+    dest = v.get("destCallSignalAddress")
+    src = v.get("srcCallSignalAddress")
+    return AdmissionRequest(
+        kind, v["requestSeqNum"], v,
+        endpoint_id=v["endpointIdentifier"],
+        call_type=v["callType"][0],
+        call_model=_choice_name(v.get("callModel")),
+        destination_info=aliases_from_asn(v.get("destinationInfo")),
+        dest_call_signal_address=transport_from_asn(dest) if dest else None,
+        dest_extra_call_info=aliases_from_asn(v.get("destExtraCallInfo")),
+        src_info=aliases_from_asn(v.get("srcInfo")),
+        src_call_signal_address=transport_from_asn(src) if src else None,
+        bandwidth=v["bandWidth"],
+        call_reference=v["callReferenceValue"],
+        conference_id=bytes(v["conferenceID"]),
+        answer_call=v["answerCall"],
+        call_id=_guid(v.get("callIdentifier")),
+        gatekeeper_id=v.get("gatekeeperIdentifier"),
+        can_map_alias=v.get("canMapAlias", False),
+    )
+
+
+def _read_brq(kind: str, v: dict) -> RasPdu:
+    return BandwidthRequest(
+        kind, v["requestSeqNum"], v,
+        endpoint_id=v["endpointIdentifier"],
+        conference_id=bytes(v["conferenceID"]),
+        call_reference=v["callReferenceValue"],
+        bandwidth=v["bandWidth"],
+        call_id=_guid(v.get("callIdentifier")),
+        answered_call=v.get("answeredCall", False),
+    )
+
+
+def _read_drq(kind: str, v: dict) -> RasPdu:
+    return DisengageRequest(
+        kind, v["requestSeqNum"], v,
+        endpoint_id=v["endpointIdentifier"],
+        conference_id=bytes(v["conferenceID"]),
+        call_reference=v["callReferenceValue"],
+        reason=v["disengageReason"][0],
+        call_id=_guid(v.get("callIdentifier")),
+        gatekeeper_id=v.get("gatekeeperIdentifier"),
+        answered_call=v.get("answeredCall", False),
+    )
+
+
+def _read_lrq(kind: str, v: dict) -> RasPdu:
+    return LocationRequest(
+        kind, v["requestSeqNum"], v,
+        endpoint_id=v.get("endpointIdentifier"),
+        destination_info=aliases_from_asn(v.get("destinationInfo")),
+        reply_address=transport_from_asn(v["replyAddress"]),
+        source_info=aliases_from_asn(v.get("sourceInfo")),
+        gatekeeper_id=v.get("gatekeeperIdentifier"),
+        hop_count=v.get("hopCount"),
+        call_id=_guid(v.get("callIdentifier")),
+        can_map_alias=v.get("canMapAlias", False),
+    )
+
+
+def _read_irr(kind: str, v: dict) -> RasPdu:
+    calls = tuple(
+        (info["callReferenceValue"], _guid(info.get("callIdentifier")))
+        for info in v.get("perCallInfo", ())
+    )
+    return InfoRequestResponse(
+        kind, v["requestSeqNum"], v,
+        endpoint_type=endpoint_kind(v["endpointType"]),
+        endpoint_id=v["endpointIdentifier"],
+        ras_address=transport_from_asn(v["rasAddress"]),
+        call_signal_addresses=transports_from_asn(v["callSignalAddress"]),
+        aliases=aliases_from_asn(v.get("endpointAlias")),
+        calls=calls,
+        need_response=v.get("needResponse", False),
+        unsolicited=v.get("unsolicited", False),
+    )
+
+
+def _read_rai(kind: str, v: dict) -> RasPdu:
+    return ResourcesAvailableIndicate(
+        kind, v["requestSeqNum"], v,
+        endpoint_id=v["endpointIdentifier"],
+        almost_out_of_resources=v["almostOutOfResources"],
+    )
+
+
+def _read_response(kind: str, v: dict) -> RasPdu:
+    return Response(kind, v["requestSeqNum"], v, reason=_choice_name(v.get("rejectReason")))
+
+
+_READERS = {
+    "gatekeeperRequest": _read_grq,
+    "registrationRequest": _read_rrq,
+    "unregistrationRequest": _read_urq,
+    "admissionRequest": _read_arq,
+    "bandwidthRequest": _read_brq,
+    "disengageRequest": _read_drq,
+    "locationRequest": _read_lrq,
+    "infoRequestResponse": _read_irr,
+    "resourcesAvailableIndicate": _read_rai,
+    "unregistrationConfirm": _read_response,
+    "unregistrationReject": _read_response,
+    "disengageConfirm": _read_response,
+    "disengageReject": _read_response,
+    "gatekeeperConfirm": _read_response,
+    "gatekeeperReject": _read_response,
+    "registrationConfirm": _read_response,
+    "registrationReject": _read_response,
+    "admissionConfirm": _read_response,
+    "admissionReject": _read_response,
+    "bandwidthConfirm": _read_response,
+    "bandwidthReject": _read_response,
+    "locationConfirm": _read_response,
+    "locationReject": _read_response,
+    "infoRequestAck": _read_response,
+    "infoRequestNak": _read_response,
+}
+
+
+def read(message: tuple[str, Any]) -> RasPdu:
+    """Turn a decoded ``(kind, value)`` into its typed form.
+
+    Kinds without a reader (nonStandardMessage, unknown extensions, ...)
+    become a plain :class:`RasPdu`; its ``seq`` is 0 when the message has no
+    readable requestSeqNum.  Raises DecodeError for values no real encoder
+    produces (e.g. a required address that is not IP).
+    """
+    kind, value = message
+    reader = _READERS.get(kind)
+    try:
+        if reader is not None:
+            return reader(kind, value)
+        seq = value.get("requestSeqNum", 0) if isinstance(value, dict) else 0
+        return RasPdu(kind, seq, value)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise DecodeError(f"unusable field ({error})", kind) from None
+
+
+def parse(data: bytes) -> RasPdu:
+    """Decode a RAS datagram and read it into its typed form."""
+    return read(codec.decode_ras(data))
+
+
+# ---------------------------------------------------------------------------
+# Reject reasons
+# ---------------------------------------------------------------------------
+
+#: Reject type -> ASN.1 type of its reason CHOICE.
+REASON_TYPES = {
+    "gatekeeperReject": "GatekeeperRejectReason",
+    "registrationReject": "RegistrationRejectReason",
+    "unregistrationReject": "UnregRejectReason",
+    "unregistrationRequest": "UnregRequestReason",
+    "admissionReject": "AdmissionRejectReason",
+    "bandwidthReject": "BandRejectReason",
+    "locationReject": "LocationRejectReason",
+    "disengageRequest": "DisengageReason",
+    "disengageReject": "DisengageRejectReason",
+    "infoRequestNak": "InfoRequestNakReason",
+}
+
+
+def reasons(kind: str) -> tuple[str, ...]:
+    """Every reason the standard defines for a reject (or URQ/DRQ) kind."""
+    root, extension = codec.choice_alternatives(REASON_TYPES[kind])
+    return root + extension
+
+
+def _reason(kind: str, reason: str, value: Any = None) -> tuple:
+    type_name = REASON_TYPES[kind]
+    if reason not in reasons(kind):
+        raise EncodeError(f"{reason!r} is not a reason of {type_name}", kind)
+    if reason in codec.null_alternatives(type_name):
+        return (reason, None)
+    if value is None:
+        raise EncodeError(f"reason {reason!r} needs a value", kind)
+    return (reason, value)
+
+
+# ---------------------------------------------------------------------------
+# Builders for what the gatekeeper sends
+# ---------------------------------------------------------------------------
+
+
+def _optional(fields: dict, name: str, value: Any) -> None:
+    if value is not None:
+        fields[name] = value
+
+
+def gcf(seq: int, gatekeeper_id: str | None, ras_address: Address) -> tuple:
+    fields = {"requestSeqNum": seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
+              "rasAddress": transport_to_asn(ras_address)}
+    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
+    return ("gatekeeperConfirm", fields)
+
+
+def grj(seq: int, reason: str, gatekeeper_id: str | None = None, value: Any = None) -> tuple:
+    fields = {"requestSeqNum": seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
+              "rejectReason": _reason("gatekeeperReject", reason, value)}
+    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
+    return ("gatekeeperReject", fields)
+
+
+def rcf(seq: int, call_signal_addresses: Sequence[Address], endpoint_id: str,
+        gatekeeper_id: str | None, aliases: Sequence[Alias] | None = None,
+        time_to_live: int | None = None, supports_additive: bool = False) -> tuple:
+    fields = {
+        "requestSeqNum": seq,
+        "protocolIdentifier": PROTOCOL_IDENTIFIER,
+        "callSignalAddress": [transport_to_asn(a) for a in call_signal_addresses],
+        "endpointIdentifier": endpoint_id,
+        "willRespondToIRR": False,
+        "maintainConnection": False,
+    }
+    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
+    if aliases:
+        fields["terminalAlias"] = aliases_to_asn(aliases)
+    _optional(fields, "timeToLive", time_to_live)
+    if supports_additive:
+        fields["supportsAdditiveRegistration"] = None
+    return ("registrationConfirm", fields)
+
+
+def rrj(seq: int, reason: str, gatekeeper_id: str | None = None, value: Any = None) -> tuple:
+    if reason == "duplicateAlias" and value is not None:
+        value = aliases_to_asn(value) if value and isinstance(value[0], Alias) else value
+    fields = {"requestSeqNum": seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
+              "rejectReason": _reason("registrationReject", reason, value)}
+    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
+    return ("registrationReject", fields)
+
+
+def ucf(seq: int) -> tuple:
+    return ("unregistrationConfirm", {"requestSeqNum": seq})
+
+
+def urj(seq: int, reason: str, value: Any = None) -> tuple:
+    return ("unregistrationReject",
+            {"requestSeqNum": seq, "rejectReason": _reason("unregistrationReject", reason, value)})
+
+
+def urq(seq: int, call_signal_addresses: Sequence[Address], endpoint_id: str,
+        gatekeeper_id: str | None, reason: str | None = None,
+        aliases: Sequence[Alias] | None = None) -> tuple:
+    fields: dict = {
+        "requestSeqNum": seq,
+        "callSignalAddress": [transport_to_asn(a) for a in call_signal_addresses],
+        "endpointIdentifier": endpoint_id,
+    }
+    if aliases:
+        fields["endpointAlias"] = aliases_to_asn(aliases)
+    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
+    if reason is not None:
+        fields["reason"] = _reason("unregistrationRequest", reason)
+    return ("unregistrationRequest", fields)
+
+
+_NO_UUIES = {name: False for name in (
+    "setup", "callProceeding", "connect", "alerting", "information", "releaseComplete",
+    "facility", "progress", "empty", "status", "statusInquiry", "setupAcknowledge", "notify")}
+
+
+def acf(seq: int, bandwidth: int, dest_call_signal_address: Address, routed: bool = False,
+        irr_frequency: int | None = None, destination_info: Sequence[Alias] | None = None,
+        destination_type: str | None = None) -> tuple:
+    fields: dict = {
+        "requestSeqNum": seq,
+        "bandWidth": bandwidth,
+        "callModel": ("gatekeeperRouted" if routed else "direct", None),
+        "destCallSignalAddress": transport_to_asn(dest_call_signal_address),
+        "willRespondToIRR": False,
+        "uuiesRequested": dict(_NO_UUIES),
+    }
+    _optional(fields, "irrFrequency", irr_frequency)
+    if destination_info:
+        fields["destinationInfo"] = aliases_to_asn(destination_info)
+    if destination_type is not None:
+        fields["destinationType"] = endpoint_type_value(destination_type)
+    return ("admissionConfirm", fields)
+
+
+def arj(seq: int, reason: str, value: Any = None) -> tuple:
+    return ("admissionReject",
+            {"requestSeqNum": seq, "rejectReason": _reason("admissionReject", reason, value)})
+
+
+def dcf(seq: int) -> tuple:
+    return ("disengageConfirm", {"requestSeqNum": seq})
+
+
+def drj(seq: int, reason: str, value: Any = None) -> tuple:
+    return ("disengageReject",
+            {"requestSeqNum": seq, "rejectReason": _reason("disengageReject", reason, value)})
+
+
+def drq(seq: int, endpoint_id: str, conference_id: bytes, call_reference: int, reason: str,
+        call_id: bytes, gatekeeper_id: str | None, answered_call: bool) -> tuple:
+    fields: dict = {
+        "requestSeqNum": seq,
+        "endpointIdentifier": endpoint_id,
+        "conferenceID": conference_id,
+        "callReferenceValue": call_reference,
+        "disengageReason": _reason("disengageRequest", reason),
+        "callIdentifier": {"guid": call_id},
+        "answeredCall": answered_call,
+    }
+    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
+    return ("disengageRequest", fields)
+
+
+def bcf(seq: int, bandwidth: int) -> tuple:
+    return ("bandwidthConfirm", {"requestSeqNum": seq, "bandWidth": bandwidth})
+
+
+def brj(seq: int, reason: str, allowed_bandwidth: int, value: Any = None) -> tuple:
+    return ("bandwidthReject", {"requestSeqNum": seq,
+                                "rejectReason": _reason("bandwidthReject", reason, value),
+                                "allowedBandWidth": allowed_bandwidth})
+
+
+def lcf(seq: int, call_signal_address: Address, ras_address: Address,
+        destination_info: Sequence[Alias] | None = None,
+        destination_type: str | None = None) -> tuple:
+    fields: dict = {
+        "requestSeqNum": seq,
+        "callSignalAddress": transport_to_asn(call_signal_address),
+        "rasAddress": transport_to_asn(ras_address),
+    }
+    if destination_info:
+        fields["destinationInfo"] = aliases_to_asn(destination_info)
+    if destination_type is not None:
+        fields["destinationType"] = endpoint_type_value(destination_type)
+    return ("locationConfirm", fields)
+
+
+def lrj(seq: int, reason: str, value: Any = None) -> tuple:
+    return ("locationReject",
+            {"requestSeqNum": seq, "rejectReason": _reason("locationReject", reason, value)})
+
+
+def lrq(seq: int, destination_info: Sequence[Alias], reply_address: Address,
+        gatekeeper_id: str | None = None, source_info: Sequence[Alias] | None = None,
+        endpoint_id: str | None = None, hop_count: int | None = None,
+        call_id: bytes | None = None) -> tuple:
+    fields: dict = {
+        "requestSeqNum": seq,
+        "destinationInfo": aliases_to_asn(destination_info),
+        "replyAddress": transport_to_asn(reply_address),
+        "canMapAlias": False,
+        "canMapSrcAlias": False,
+    }
+    _optional(fields, "endpointIdentifier", endpoint_id)
+    if source_info:
+        fields["sourceInfo"] = aliases_to_asn(source_info)
+    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
+    _optional(fields, "hopCount", hop_count)
+    if call_id is not None:
+        fields["callIdentifier"] = {"guid": call_id}
+    return ("locationRequest", fields)
+
+
+def irq(seq: int, call_reference: int = 0, reply_address: Address | None = None,
+        call_id: bytes | None = None) -> tuple:
+    fields: dict = {"requestSeqNum": seq, "callReferenceValue": call_reference}
+    if reply_address is not None:
+        fields["replyAddress"] = transport_to_asn(reply_address)
+    fields["callIdentifier"] = {"guid": call_id if call_id is not None else bytes(16)}
+    return ("infoRequest", fields)
+
+
+def rip(seq: int, delay_ms: int) -> tuple:
+    """RequestInProgress: ask the endpoint to wait ``delay_ms`` for the answer."""
+    return ("requestInProgress", {"requestSeqNum": seq, "delay": delay_ms})
+
+
+def rac(seq: int) -> tuple:
+    return ("resourcesAvailableConfirm",
+            {"requestSeqNum": seq, "protocolIdentifier": PROTOCOL_IDENTIFIER})
+
+
+def iack(seq: int) -> tuple:
+    return ("infoRequestAck", {"requestSeqNum": seq})
+
+
+def unknown_message_response(seq: int, message: bytes = b"") -> tuple:
+    """UnknownMessageResponse; ``message`` is the datagram not understood."""
+    seq = seq if 1 <= seq <= 65535 else 1
+    return ("unknownMessageResponse", {"requestSeqNum": seq, "messageNotUnderstood": bytes(message)})
+
+
+def encode(message: tuple) -> bytes:
+    """Encode a message built above (shorthand for codec.encode_ras)."""
+    return codec.encode_ras(message)

@@ -1,0 +1,1 @@
+"""ras layer of the gatekeeper."""

@@ -1,0 +1,1 @@
+"""signalling layer of the gatekeeper."""

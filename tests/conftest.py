@@ -1,0 +1,12 @@
+"""Test session setup: keep the compiled-codec cache out of the user's home."""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+if "GATEKEEPER_CACHE_DIR" not in os.environ:
+    os.environ["GATEKEEPER_CACHE_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"gatekeeper-test-cache-{os.getuid()}")
