@@ -1,0 +1,145 @@
+"""Calls admitted by the gatekeeper, and the call detail record of each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from gatekeeper.events import CallDetailRecord
+from gatekeeper.h225.ras import Address, Alias
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """One call from admission of its first side until it ends."""
+
+    number: int
+    call_id: bytes
+    conference_id: bytes
+    caller_endpoint_id: str
+    caller_signal_address: Address | None
+    caller_crv: int
+    callee_endpoint_id: str
+    callee_signal_address: Address | None
+    destination_info: tuple[Alias, ...]
+    source_info: tuple[Alias, ...]
+    bandwidth: int
+    admission_time: float
+    callee_crv: int | None = None
+    connect_time: float | None = None
+    answered: bool = False
+    routed: bool = False
+
+    @property
+    def connected(self) -> bool:
+        return self.connect_time is not None
+
+    def endpoint_ids(self) -> tuple[str, ...]:
+        return tuple(e for e in (self.caller_endpoint_id, self.callee_endpoint_id) if e)
+
+    def crv_for(self, endpoint_id: str) -> int | None:
+        if endpoint_id == self.caller_endpoint_id:
+            return self.caller_crv
+        if endpoint_id == self.callee_endpoint_id:
+            return self.callee_crv
+        return None
+
+
+class CallTable:
+    """The calls in progress, indexed by number, call identifier and endpoint."""
+
+    def __init__(self) -> None:
+        self._by_number: dict[int, Call] = {}
+        self._by_call_id: dict[bytes, Call] = {}
+        self._by_endpoint: dict[str, set[int]] = {}
+        self._next_number = 0
+        self.total = 0
+        self.total_connected = 0
+
+    def __len__(self) -> int:
+        return len(self._by_number)
+
+    def __iter__(self) -> Iterator[Call]:
+        return iter(sorted(self._by_number.values(), key=lambda c: c.number))
+
+    def get(self, number: int) -> Call | None:
+        return self._by_number.get(number)
+
+    def find_call_id(self, call_id: bytes | None) -> Call | None:
+        return self._by_call_id.get(call_id) if call_id else None
+
+    def find(self, endpoint_id: str, call_id: bytes | None, conference_id: bytes | None,
+             crv: int | None) -> Call | None:
+        """The call an endpoint's DRQ/BRQ names: by call identifier when it
+        has one, else by conference identifier and call reference."""
+        call = self.find_call_id(call_id)
+        if call is not None:
+            return call
+        for number in self._by_endpoint.get(endpoint_id, ()):
+            candidate = self._by_number[number]
+            if candidate.conference_id == conference_id and candidate.crv_for(endpoint_id) == crv:
+                return candidate
+        return None
+
+    def of_endpoint(self, endpoint_id: str) -> list[Call]:
+        return [self._by_number[n] for n in sorted(self._by_endpoint.get(endpoint_id, ()))]
+
+    def active_bandwidth(self) -> int:
+        return sum(call.bandwidth for call in self._by_number.values())
+
+    def add(self, call: Call) -> Call:
+        self._by_number[call.number] = call
+        self._by_call_id[call.call_id] = call
+        for endpoint_id in call.endpoint_ids():
+            self._by_endpoint.setdefault(endpoint_id, set()).add(call.number)
+        self.total += 1
+        return call
+
+    def next_number(self) -> int:
+        self._next_number += 1
+        return self._next_number
+
+    def join(self, call: Call, endpoint_id: str, signal_address: Address | None, crv: int) -> None:
+        """The called side's ARQ (answerCall) joins the call."""
+        call.callee_endpoint_id = endpoint_id
+        call.callee_crv = crv
+        if signal_address is not None:
+            call.callee_signal_address = signal_address
+        call.answered = True
+        self._by_endpoint.setdefault(endpoint_id, set()).add(call.number)
+
+    def mark_connected(self, call: Call, now: float) -> None:
+        if call.connect_time is None:
+            call.connect_time = now
+            self.total_connected += 1
+
+    def end(self, call: Call, now: float, gatekeeper_name: str, reason: str = "") -> CallDetailRecord:
+        """Remove the call and return its detail record."""
+        self._by_number.pop(call.number, None)
+        if self._by_call_id.get(call.call_id) is call:
+            del self._by_call_id[call.call_id]
+        for endpoint_id in call.endpoint_ids():
+            numbers = self._by_endpoint.get(endpoint_id)
+            if numbers is not None:
+                numbers.discard(call.number)
+                if not numbers:
+                    del self._by_endpoint[endpoint_id]
+        return CallDetailRecord(
+            call_number=call.number,
+            call_id=call.call_id,
+            conference_id=call.conference_id,
+            setup_time=call.admission_time,
+            connect_time=call.connect_time,
+            disconnect_time=now,
+            caller_signal_address=call.caller_signal_address,
+            caller_endpoint_id=call.caller_endpoint_id,
+            callee_signal_address=call.callee_signal_address,
+            callee_endpoint_id=call.callee_endpoint_id,
+            destination_info=call.destination_info,
+            source_info=call.source_info,
+            gatekeeper_name=gatekeeper_name,
+            bandwidth=call.bandwidth,
+            release_reason=reason,
+            caller_ip=call.caller_signal_address[0] if call.caller_signal_address else "",
+            callee_ip=call.callee_signal_address[0] if call.callee_signal_address else "",
+        )

@@ -1,0 +1,627 @@
+"""RAS message -> core -> reply.
+
+:class:`RasController` holds no socket: the protocol hands it typed messages
+(``gatekeeper.h225.ras``) with their source address and writes back what it
+returns; requests the gatekeeper itself sends (URQ, IRQ, DRQ) go out through
+the ``send`` callable the protocol attaches, and are retransmitted until the
+endpoint answers.  Every confirm and reject is published on the event bus.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from gatekeeper import events as ev
+from gatekeeper.core.bandwidth import BandwidthPool
+from gatekeeper.core.calls import Call, CallTable
+from gatekeeper.core.registry import Endpoint, Registry
+from gatekeeper.core.routing import Router, RoutingRequest, default_router
+from gatekeeper.h225 import ras
+from gatekeeper.h225.ras import Address, Alias
+from gatekeeper.interfaces import IEventBus
+
+Send = Callable[[tuple, Address], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RasSettings:
+    """What the RAS service needs from ``[Gatekeeper::Main]`` and friends."""
+
+    gatekeeper_id: str = "gatekeeper"
+    time_to_live: int | None = None          # [Gatekeeper::Main] TimeToLive; None: off
+    minimum_time_to_live: int = 60
+    total_bandwidth: int | None = None       # units of 100 bit/s; None: unlimited
+    irq_poll_count: int = 1                  # IRQs before a silent endpoint is dropped
+    irq_poll_interval: float = 10.0
+    require_discovery: bool = False          # RRQ only after a GRQ from that address
+    discovery_memory: float = 600.0          # how long a GCF counts as discovery
+    request_retries: int = 3                 # sends of each URQ/IRQ/DRQ we originate
+    request_interval: float = 2.0
+    routed: bool = False
+    signal_address: Address | None = None    # the gatekeeper's own, for routed mode
+    endpoint_id_suffix: str = "_endp"
+
+
+@dataclass(slots=True)
+class Reply:
+    """A reply for an address other than the request's source."""
+
+    message: tuple
+    address: Address
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    kind: str
+    message: tuple
+    address: Address
+    tries_left: int
+    timer: IDelayedCall | None = None
+    on_answer: Callable[[ras.RasPdu], None] | None = None
+
+
+def usable_address(address: Address | None) -> bool:
+    """An address an endpoint can really be reached at."""
+    if address is None:
+        return False
+    host, port = address
+    if not 0 < port <= 65535:
+        return False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not (ip.is_unspecified or ip.is_multicast)
+
+
+class RasController:
+    """Answers every RAS request, in direct mode, and keeps the tables."""
+
+    log = Logger()
+
+    def __init__(self, settings: RasSettings, bus: IEventBus, clock: IReactorTime,
+                 registry: Registry | None = None, calls: CallTable | None = None,
+                 router: Router | None = None,
+                 local_ras_address: Callable[[Address], Address] | None = None) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.clock = clock
+        self.registry = registry if registry is not None else Registry(settings.endpoint_id_suffix)
+        self.calls = calls if calls is not None else CallTable()
+        self.router = router if router is not None else default_router(self.registry)
+        self.bandwidth = BandwidthPool(settings.total_bandwidth)
+        self.local_ras_address = local_ras_address or (lambda source: ("127.0.0.1", 1719))
+        self.stats: Counter[str] = Counter()
+        self._send: Send | None = None
+        self._discovered: dict[str, float] = {}
+        self._outgoing: dict[int, _Outgoing] = {}
+        self._seq = 0
+        self._sweeper = LoopingCall(self.check_registrations)
+        self._sweeper.clock = clock
+        self._handlers: dict[str, Callable[[Any, Address], Any]] = {
+            "gatekeeperRequest": self.on_grq,
+            "registrationRequest": self.on_rrq,
+            "unregistrationRequest": self.on_urq,
+            "admissionRequest": self.on_arq,
+            "bandwidthRequest": self.on_brq,
+            "disengageRequest": self.on_drq,
+            "locationRequest": self.on_lrq,
+            "infoRequestResponse": self.on_irr,
+            "resourcesAvailableIndicate": self.on_rai,
+            "unregistrationConfirm": self.on_answer,
+            "unregistrationReject": self.on_answer,
+            "disengageConfirm": self.on_answer,
+            "disengageReject": self.on_answer,
+            "infoRequestAck": self.on_answer,
+            "infoRequestNak": self.on_answer,
+        }
+
+    # -- life cycle ------------------------------------------------------
+
+    def attach(self, send: Send) -> None:
+        """Give the controller a way to send its own requests."""
+        self._send = send
+
+    def start(self) -> None:
+        if not self._sweeper.running:
+            self._sweeper.start(1.0, now=False)
+
+    def stop(self) -> None:
+        if self._sweeper.running:
+            self._sweeper.stop()
+        for outgoing in self._outgoing.values():
+            if outgoing.timer is not None and outgoing.timer.active():
+                outgoing.timer.cancel()
+        self._outgoing.clear()
+
+    @property
+    def name(self) -> str:
+        return self.settings.gatekeeper_id
+
+    def now(self) -> float:
+        return self.clock.seconds()
+
+    # -- dispatch --------------------------------------------------------
+
+    def handle(self, pdu: ras.RasPdu, source: Address, data: bytes = b"",
+               multicast: bool = False) -> tuple | Reply | None:
+        """The reply to one message (None: no reply)."""
+        self.stats[pdu.kind] += 1
+        if multicast and pdu.kind != "gatekeeperRequest":
+            self.stats["ignored multicast"] += 1
+            return None
+        handler = self._handlers.get(pdu.kind)
+        if handler is None:
+            self.stats["unknown"] += 1
+            return ras.unknown_message_response(pdu.seq, data)
+        if pdu.kind == "gatekeeperRequest":
+            return self.on_grq(pdu, source, multicast)
+        return handler(pdu, source)
+
+    def generic_reject(self, pdu: ras.RasPdu) -> tuple | None:
+        """What to answer when handling a request failed unexpectedly."""
+        seq = pdu.seq if 1 <= pdu.seq <= 65535 else 1
+        return {
+            "gatekeeperRequest": lambda: ras.grj(seq, "undefinedReason", self.name),
+            "registrationRequest": lambda: ras.rrj(seq, "undefinedReason", self.name),
+            "unregistrationRequest": lambda: ras.urj(seq, "undefinedReason"),
+            "admissionRequest": lambda: ras.arj(seq, "undefinedReason"),
+            "bandwidthRequest": lambda: ras.brj(seq, "undefinedReason", 0),
+            "locationRequest": lambda: ras.lrj(seq, "undefinedReason"),
+            "disengageRequest": lambda: ras.drj(seq, "notRegistered"),
+        }.get(pdu.kind, lambda: None)()
+
+    # -- GRQ -------------------------------------------------------------
+
+    def on_grq(self, grq: ras.GatekeeperRequest, source: Address,
+               multicast: bool = False) -> tuple | Reply | None:
+        reply_to = source
+        if multicast and usable_address(grq.ras_address):
+            reply_to = grq.ras_address
+        if grq.gatekeeper_id and grq.gatekeeper_id != self.name:
+            if multicast:
+                return None  # a GRQ for another gatekeeper: not ours to refuse
+            self.bus.publish(ev.GatekeeperRejected(source, grq.aliases, grq.endpoint_type,
+                                                   "terminalExcluded"))
+            return ras.grj(grq.seq, "terminalExcluded", self.name)
+        self._discovered[source[0]] = self.now()
+        if grq.ras_address is not None:
+            self._discovered[grq.ras_address[0]] = self.now()
+        message = ras.gcf(grq.seq, self.name, self.local_ras_address(source))
+        self.bus.publish(ev.GatekeeperConfirmed(source, grq.aliases, grq.endpoint_type))
+        return Reply(message, reply_to) if reply_to != source else message
+
+    # -- RRQ -------------------------------------------------------------
+
+    def grant_time_to_live(self, requested: int | None) -> int | None:
+        """GnuGk's rule: off unless TimeToLive is set; never above it, never below 60 s."""
+        configured = self.settings.time_to_live
+        if not configured:
+            return None
+        wanted = requested if requested else configured
+        return max(self.settings.minimum_time_to_live, min(configured, wanted))
+
+    def _rrj(self, rrq: ras.RegistrationRequest, source: Address, reason: str,
+             value: Any = None) -> tuple:
+        self.stats["RRJ"] += 1
+        self.bus.publish(ev.RegistrationRejected(source, rrq.aliases, rrq.endpoint_type, reason))
+        return ras.rrj(rrq.seq, reason, self.name, value)
+
+    def on_rrq(self, rrq: ras.RegistrationRequest, source: Address) -> tuple:
+        now = self.now()
+        if rrq.keep_alive and rrq.endpoint_id:
+            return self._keepalive(rrq, source, now)
+        signal = tuple(a for a in rrq.call_signal_addresses if usable_address(a))
+        if not signal:
+            return self._rrj(rrq, source, "invalidCallSignalAddress")
+        ras_addresses = [a for a in rrq.ras_addresses if usable_address(a)]
+        if not ras_addresses:
+            return self._rrj(rrq, source, "invalidRASAddress")
+        existing = self._existing_registration(rrq, source, signal)
+        if self.settings.require_discovery and existing is None and not self._did_discovery(rrq, source, now):
+            return self._rrj(rrq, source, "discoveryRequired")
+        aliases = rrq.aliases
+        if rrq.additive and existing is not None:
+            aliases = existing.aliases + tuple(a for a in aliases if a not in existing.aliases)
+        taken = self.registry.conflicting_aliases(aliases, existing)
+        if taken:
+            return self._rrj(rrq, source, "duplicateAlias", ras.aliases_to_asn(taken))
+        ttl = self.grant_time_to_live(rrq.time_to_live)
+        prefixes = tuple(p.digits or p.value for p in rrq.prefixes)
+        if existing is None:
+            endpoint = Endpoint(
+                endpoint_id=self.registry.new_endpoint_id(), aliases=aliases,
+                signal_addresses=signal, ras_address=ras_addresses[0],
+                endpoint_type=rrq.endpoint_type, vendor=rrq.vendor, prefixes=prefixes,
+                registration_time=now, last_seen=now, time_to_live=ttl, source_address=source)
+            self.registry.add(endpoint)
+        else:
+            endpoint = existing
+            self.registry.update(endpoint, aliases=aliases, signal_addresses=signal,
+                                 prefixes=prefixes, ras_address=ras_addresses[0],
+                                 endpoint_type=rrq.endpoint_type, vendor=rrq.vendor,
+                                 time_to_live=ttl, source_address=source, last_seen=now,
+                                 irq_polls=0)
+        self.stats["RCF"] += 1
+        self.bus.publish(ev.EndpointRegistered(
+            signal[0], endpoint.ras_address, endpoint.aliases, endpoint.endpoint_type,
+            endpoint.endpoint_id, keepalive=False, new=existing is None,
+            vendor=str(rrq.vendor or "")))
+        return ras.rcf(rrq.seq, signal, endpoint.endpoint_id, self.name, endpoint.aliases, ttl,
+                       supports_additive=True)
+
+    def _existing_registration(self, rrq: ras.RegistrationRequest, source: Address,
+                               signal: tuple[Address, ...]) -> Endpoint | None:
+        """The registration a full RRQ renews: same identifier from the same
+        place, or the same signalling address."""
+        if rrq.endpoint_id:
+            endpoint = self.registry.get(rrq.endpoint_id)
+            if endpoint is not None and endpoint.is_from(source):
+                return endpoint
+        for address in signal:
+            endpoint = self.registry.find_signal(address)
+            if endpoint is not None:
+                return endpoint
+        return None
+
+    def _did_discovery(self, rrq: ras.RegistrationRequest, source: Address, now: float) -> bool:
+        if not rrq.discovery_complete:
+            return False
+        when = self._discovered.get(source[0])
+        return when is not None and now - when <= self.settings.discovery_memory
+
+    def _keepalive(self, rrq: ras.RegistrationRequest, source: Address, now: float) -> tuple:
+        endpoint = self.registry.get(rrq.endpoint_id or "")
+        if endpoint is None:
+            return self._rrj(rrq, source, "fullRegistrationRequired")
+        if not endpoint.is_from(source):
+            self.stats["spoofed"] += 1
+            return self._rrj(rrq, source, "securityDenial")
+        ttl = self.grant_time_to_live(rrq.time_to_live or endpoint.time_to_live)
+        endpoint.time_to_live = ttl
+        self.registry.touch(endpoint, now)
+        self.stats["RCF"] += 1
+        self.bus.publish(ev.EndpointRegistered(
+            endpoint.signal_address, endpoint.ras_address, endpoint.aliases,
+            endpoint.endpoint_type, endpoint.endpoint_id, keepalive=True, new=False,
+            vendor=str(endpoint.vendor or "")))
+        return ras.rcf(rrq.seq, endpoint.signal_addresses, endpoint.endpoint_id, self.name,
+                       endpoint.aliases if rrq.aliases else None, ttl, supports_additive=True)
+
+    # -- URQ -------------------------------------------------------------
+
+    def on_urq(self, urq: ras.UnregistrationRequest, source: Address) -> tuple:
+        endpoint = None
+        if urq.endpoint_id:
+            endpoint = self.registry.get(urq.endpoint_id)
+        else:
+            for address in urq.call_signal_addresses:
+                endpoint = self.registry.find_signal(address)
+                if endpoint is not None:
+                    break
+        if endpoint is None:
+            self.bus.publish(ev.UnregistrationRejected(source, urq.endpoint_id or "",
+                                                       "notCurrentlyRegistered"))
+            return ras.urj(urq.seq, "notCurrentlyRegistered")
+        if not endpoint.is_from(source):
+            self.stats["spoofed"] += 1
+            self.bus.publish(ev.UnregistrationRejected(source, endpoint.endpoint_id,
+                                                       "permissionDenied"))
+            return ras.urj(urq.seq, "permissionDenied")
+        self.registry.remove(endpoint.endpoint_id, "unregistered by endpoint", self.now())
+        self.bus.publish(ev.EndpointUnregistered(
+            source, endpoint.endpoint_id, endpoint.aliases, "endpoint request",
+            endpoint.signal_address, endpoint.endpoint_type))
+        return ras.ucf(urq.seq)
+
+    # -- ARQ -------------------------------------------------------------
+
+    def _arj(self, arq: ras.AdmissionRequest, caller: Endpoint | None, reason: str) -> tuple:
+        self.stats["ARJ"] += 1
+        signal = caller.signal_address if caller is not None else arq.src_call_signal_address
+        self.bus.publish(ev.AdmissionRejected(
+            signal, arq.destination_info, arq.src_info, arq.answer_call, reason, arq.call_id,
+            arq.endpoint_id))
+        return ras.arj(arq.seq, reason)
+
+    def on_arq(self, arq: ras.AdmissionRequest, source: Address) -> tuple:
+        now = self.now()
+        endpoint = self.registry.get(arq.endpoint_id)
+        if endpoint is None:
+            return self._arj(arq, None, "callerNotRegistered")
+        if not endpoint.is_from(source):
+            self.stats["spoofed"] += 1
+            return self._arj(arq, None, "invalidEndpointIdentifier")
+        self.registry.touch(endpoint, now)
+        if arq.answer_call:
+            return self._answer_arq(arq, endpoint, now)
+        if not arq.destination_info and arq.dest_call_signal_address is None:
+            return self._arj(arq, endpoint, "requestDenied")
+        route = self.router.route(RoutingRequest(
+            arq.destination_info, arq.dest_call_signal_address, arq.src_info, endpoint))
+        if route is None:
+            return self._arj(arq, endpoint, "calledPartyNotRegistered")
+        if not self.bandwidth.take(arq.bandwidth):
+            return self._arj(arq, endpoint, "resourceUnavailable")
+        call_id = arq.call_id or ras.new_guid()
+        call = self.calls.add(Call(
+            number=self.calls.next_number(), call_id=call_id, conference_id=arq.conference_id,
+            caller_endpoint_id=endpoint.endpoint_id, caller_signal_address=endpoint.signal_address,
+            caller_crv=arq.call_reference,
+            callee_endpoint_id=route.endpoint.endpoint_id if route.endpoint else "",
+            callee_signal_address=route.signal_address,
+            destination_info=arq.destination_info, source_info=arq.src_info or endpoint.aliases,
+            bandwidth=arq.bandwidth, admission_time=now, routed=self.settings.routed))
+        endpoint.active_calls += 1
+        endpoint.total_calls += 1
+        if route.endpoint is not None:
+            route.endpoint.active_calls += 1
+            route.endpoint.total_calls += 1
+        destination = self._destination_for(route)
+        self.stats["ACF"] += 1
+        self.bus.publish(ev.AdmissionConfirmed(
+            endpoint.signal_address, endpoint.endpoint_id, arq.call_reference,
+            arq.destination_info, call.source_info, False, call_id, self.settings.routed,
+            call.number, route.signal_address, arq.bandwidth))
+        return ras.acf(arq.seq, arq.bandwidth, destination, routed=self.settings.routed,
+                       destination_type=route.endpoint.endpoint_type if route.endpoint else None)
+
+    def _destination_for(self, route: Any) -> Address:
+        if self.settings.routed and self.settings.signal_address is not None:
+            return self.settings.signal_address
+        return route.signal_address
+
+    def _answer_arq(self, arq: ras.AdmissionRequest, endpoint: Endpoint, now: float) -> tuple:
+        """The called endpoint asks to answer: it joins the caller's call."""
+        call = self.calls.find_call_id(arq.call_id)
+        own = arq.dest_call_signal_address or endpoint.signal_address
+        if call is None:
+            # A call from outside (unregistered caller, another zone): admit
+            # the answering side on its own.
+            if not self.bandwidth.take(arq.bandwidth):
+                return self._arj(arq, endpoint, "resourceUnavailable")
+            call = self.calls.add(Call(
+                number=self.calls.next_number(), call_id=arq.call_id or ras.new_guid(),
+                conference_id=arq.conference_id, caller_endpoint_id="",
+                caller_signal_address=arq.src_call_signal_address, caller_crv=0,
+                callee_endpoint_id=endpoint.endpoint_id, callee_signal_address=own,
+                destination_info=arq.destination_info, source_info=arq.src_info,
+                bandwidth=arq.bandwidth, admission_time=now, callee_crv=arq.call_reference,
+                answered=True, routed=self.settings.routed))
+            endpoint.total_calls += 1
+            endpoint.active_calls += 1
+        elif call.callee_endpoint_id not in ("", endpoint.endpoint_id):
+            return self._arj(arq, endpoint, "requestDenied")
+        else:
+            if not call.callee_endpoint_id:
+                endpoint.total_calls += 1
+                endpoint.active_calls += 1
+            self.calls.join(call, endpoint.endpoint_id, own, arq.call_reference)
+        # In direct mode the gatekeeper sees no Connect: the answer is the connect.
+        if not self.settings.routed:
+            if call.connect_time is None:
+                endpoint.connected_calls += 1
+                caller = self.registry.get(call.caller_endpoint_id)
+                if caller is not None:
+                    caller.connected_calls += 1
+            self.calls.mark_connected(call, now)
+        destination = (self.settings.signal_address if self.settings.routed
+                       and self.settings.signal_address else own)
+        self.stats["ACF"] += 1
+        self.bus.publish(ev.AdmissionConfirmed(
+            own, endpoint.endpoint_id, arq.call_reference, arq.destination_info,
+            arq.src_info or call.source_info, True, call.call_id, self.settings.routed,
+            call.number, own, arq.bandwidth))
+        return ras.acf(arq.seq, arq.bandwidth, destination or own, routed=self.settings.routed)
+
+    # -- DRQ -------------------------------------------------------------
+
+    def on_drq(self, drq: ras.DisengageRequest, source: Address) -> tuple:
+        endpoint = self.registry.get(drq.endpoint_id)
+        if endpoint is None or not endpoint.is_from(source):
+            reason = "notRegistered" if endpoint is None else "requestToDropOther"
+            if endpoint is not None:
+                self.stats["spoofed"] += 1
+            self.bus.publish(ev.DisengageRejected(source, drq.endpoint_id, drq.call_reference,
+                                                  reason, drq.call_id))
+            return ras.drj(drq.seq, reason)
+        self.registry.touch(endpoint, self.now())
+        call = self.calls.find(endpoint.endpoint_id, drq.call_id, drq.conference_id,
+                               drq.call_reference)
+        if call is not None:
+            self.end_call(call, drq.reason)
+        self.bus.publish(ev.DisengageConfirmed(source, endpoint.endpoint_id, drq.call_reference,
+                                               drq.reason, drq.call_id))
+        return ras.dcf(drq.seq)
+
+    def end_call(self, call: Call, reason: str) -> ev.CallDetailRecord:
+        """Remove a call, give back its bandwidth and publish its CDR."""
+        record = self.calls.end(call, self.now(), self.name, reason)
+        self.bandwidth.give_back(call.bandwidth)
+        for endpoint_id in call.endpoint_ids():
+            endpoint = self.registry.get(endpoint_id)
+            if endpoint is not None:
+                endpoint.active_calls = max(0, endpoint.active_calls - 1)
+                if call.connected:
+                    endpoint.connected_calls = max(0, endpoint.connected_calls - 1)
+        self.bus.publish(record)
+        return record
+
+    # -- BRQ -------------------------------------------------------------
+
+    def on_brq(self, brq: ras.BandwidthRequest, source: Address) -> tuple:
+        endpoint = self.registry.get(brq.endpoint_id)
+        if endpoint is None or not endpoint.is_from(source):
+            reason = "notBound" if endpoint is None else "invalidPermission"
+            self.bus.publish(ev.BandwidthRejected(source, brq.endpoint_id, brq.bandwidth, reason))
+            return ras.brj(brq.seq, reason, 0)
+        self.registry.touch(endpoint, self.now())
+        call = self.calls.find(endpoint.endpoint_id, brq.call_id, brq.conference_id,
+                               brq.call_reference)
+        if call is None:
+            self.bus.publish(ev.BandwidthRejected(source, brq.endpoint_id, brq.bandwidth,
+                                                  "invalidConferenceID"))
+            return ras.brj(brq.seq, "invalidConferenceID", 0)
+        granted = self.bandwidth.change(call.bandwidth, brq.bandwidth)
+        if granted != brq.bandwidth:
+            allowed = call.bandwidth + (self.bandwidth.available or 0)
+            self.bus.publish(ev.BandwidthRejected(source, brq.endpoint_id, brq.bandwidth,
+                                                  "insufficientResources"))
+            return ras.brj(brq.seq, "insufficientResources", allowed)
+        call.bandwidth = granted
+        self.bus.publish(ev.BandwidthConfirmed(source, brq.endpoint_id, granted))
+        return ras.bcf(brq.seq, granted)
+
+    # -- LRQ -------------------------------------------------------------
+
+    def on_lrq(self, lrq: ras.LocationRequest, source: Address) -> tuple | Reply:
+        reply_to = lrq.reply_address if usable_address(lrq.reply_address) else source
+        found = None
+        for alias in lrq.destination_info:
+            found = self.registry.find_alias(alias)
+            if found is not None:
+                break
+        if found is None:
+            for alias in lrq.destination_info:
+                if alias.digits:
+                    match = self.registry.longest_prefix(alias.digits)
+                    if match is not None:
+                        found = match[0]
+                        break
+        if found is None or found.signal_address is None or found.ras_address is None:
+            self.bus.publish(ev.LocationRejected(source, lrq.destination_info, lrq.source_info,
+                                                 "notRegistered"))
+            message = ras.lrj(lrq.seq, "notRegistered")
+        else:
+            self.bus.publish(ev.LocationConfirmed(source, found.endpoint_id, lrq.destination_info,
+                                                  lrq.source_info, found.signal_address))
+            signal = (self.settings.signal_address if self.settings.routed
+                      and self.settings.signal_address else found.signal_address)
+            message = ras.lcf(lrq.seq, signal, found.ras_address, lrq.destination_info,
+                              found.endpoint_type)
+        return Reply(message, reply_to) if reply_to != source else message
+
+    # -- IRR, RAI and answers to our requests ----------------------------
+
+    def on_irr(self, irr: ras.InfoRequestResponse, source: Address) -> tuple | None:
+        self._answered(irr, source)
+        endpoint = self.registry.get(irr.endpoint_id)
+        if endpoint is None or not endpoint.is_from(source):
+            self.stats["IRR from unknown"] += 1
+            if irr.need_response:
+                return ("infoRequestNak", {"requestSeqNum": irr.seq,
+                                           "nakReason": ("notRegistered", None)})
+            return None
+        self.registry.touch(endpoint, self.now())
+        self.bus.publish(ev.InfoResponseReceived(source, endpoint.endpoint_id, irr.unsolicited))
+        if irr.need_response:
+            return ras.iack(irr.seq)
+        return None
+
+    def on_rai(self, rai: ras.ResourcesAvailableIndicate, source: Address) -> tuple:
+        endpoint = self.registry.get(rai.endpoint_id)
+        if endpoint is not None and endpoint.is_from(source):
+            endpoint.almost_out_of_resources = rai.almost_out_of_resources
+            self.registry.touch(endpoint, self.now())
+            self.bus.publish(ev.ResourcesAvailable(source, rai.endpoint_id,
+                                                   rai.almost_out_of_resources))
+        return ras.rac(rai.seq)
+
+    def on_answer(self, pdu: ras.RasPdu, source: Address) -> None:
+        if not self._answered(pdu, source):
+            self.stats["unexpected"] += 1
+            self.log.info("unexpected {kind} seq {seq} from {source}", kind=pdu.kind,
+                          seq=pdu.seq, source=ras.format_address(source))
+        return None
+
+    def _answered(self, pdu: ras.RasPdu, source: Address) -> bool:
+        outgoing = self._outgoing.get(pdu.seq)
+        if outgoing is None or outgoing.address[0] != source[0]:
+            return False
+        del self._outgoing[pdu.seq]
+        if outgoing.timer is not None and outgoing.timer.active():
+            outgoing.timer.cancel()
+        if outgoing.on_answer is not None:
+            outgoing.on_answer(pdu)
+        return True
+
+    # -- requests the gatekeeper sends ------------------------------------
+
+    def next_seq(self) -> int:
+        self._seq = self._seq % 65535 + 1
+        while self._seq in self._outgoing:
+            self._seq = self._seq % 65535 + 1
+        return self._seq
+
+    def request(self, message: tuple, address: Address,
+                on_answer: Callable[[ras.RasPdu], None] | None = None) -> int:
+        """Send a request of ours, retransmitting until it is answered."""
+        seq = message[1]["requestSeqNum"]
+        outgoing = _Outgoing(message[0], message, address, self.settings.request_retries,
+                             on_answer=on_answer)
+        self._outgoing[seq] = outgoing
+        self._transmit(seq)
+        return seq
+
+    def _transmit(self, seq: int) -> None:
+        outgoing = self._outgoing.get(seq)
+        if outgoing is None:
+            return
+        if outgoing.tries_left <= 0:
+            del self._outgoing[seq]
+            self.stats["unanswered " + outgoing.kind] += 1
+            return
+        outgoing.tries_left -= 1
+        if self._send is not None:
+            self._send(outgoing.message, outgoing.address)
+        outgoing.timer = self.clock.callLater(self.settings.request_interval, self._transmit, seq)
+
+    def unregister(self, endpoint: Endpoint, reason: str = "maintenance",
+                   why: str = "forced") -> None:
+        """Drop a registration: URQ to the endpoint, then forget it."""
+        if endpoint.ras_address is not None and not endpoint.permanent:
+            message = ras.urq(self.next_seq(), endpoint.signal_addresses or (("0.0.0.0", 0),),
+                              endpoint.endpoint_id, self.name, reason)
+            self.request(message, endpoint.ras_address)
+            self.bus.publish(ev.UnregistrationRequested(endpoint.ras_address,
+                                                        endpoint.endpoint_id, reason))
+        self.registry.remove(endpoint.endpoint_id, why, self.now())
+        self.bus.publish(ev.EndpointUnregistered(
+            endpoint.ras_address, endpoint.endpoint_id, endpoint.aliases, why,
+            endpoint.signal_address, endpoint.endpoint_type))
+
+    def disconnect(self, call: Call, reason: str = "forcedDrop") -> ev.CallDetailRecord:
+        """End a call from the gatekeeper's side: DRQ to both endpoints."""
+        for endpoint_id in call.endpoint_ids():
+            endpoint = self.registry.get(endpoint_id)
+            crv = call.crv_for(endpoint_id)
+            if endpoint is None or endpoint.ras_address is None or crv is None:
+                continue
+            message = ras.drq(self.next_seq(), endpoint_id, call.conference_id, crv, reason,
+                              call.call_id, self.name, call.answered)
+            self.request(message, endpoint.ras_address)
+            self.bus.publish(ev.DisengageRequested(endpoint.ras_address, endpoint_id, crv,
+                                                   reason, call.call_id))
+        return self.end_call(call, reason)
+
+    def check_registrations(self) -> None:
+        """Once a second: poll or drop endpoints whose time to live ran out."""
+        now = self.now()
+        for endpoint in self.registry.due(now):
+            if endpoint.permanent:
+                continue
+            if endpoint.irq_polls < self.settings.irq_poll_count and endpoint.ras_address:
+                endpoint.irq_polls += 1
+                message = ras.irq(self.next_seq(), 0, None)
+                self.request(message, endpoint.ras_address)
+                self.bus.publish(ev.InfoRequested(endpoint.ras_address, endpoint.endpoint_id))
+                self.registry.postpone(endpoint, self.settings.irq_poll_interval, now)
+            else:
+                self.unregister(endpoint, "ttlExpired", "ttlExpired")
