@@ -8,8 +8,9 @@ from twisted.application import internet, service
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from gatekeeper.config import Config
 from gatekeeper.core.calls import CallTable
-from gatekeeper.core.registry import Registry
+from gatekeeper.core.registry import Endpoint, Registry
 from gatekeeper.events import EventBus
 from gatekeeper.ras.controller import RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
@@ -30,14 +31,15 @@ class GatekeeperService(service.MultiService):
     log = Logger()
 
     def __init__(self, settings: RasSettings, listen: ListenSettings, clock: IReactorTime,
-                 configured_prefixes: dict[str, tuple[str, ...]] | None = None) -> None:
+                 config: Config | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.listen = listen
         self.clock = clock
+        self.config = config if config is not None else Config()
         self.bus = EventBus()
         self.registry = Registry(settings.endpoint_id_suffix,
-                                 configured_prefixes=configured_prefixes)
+                                 configured_prefixes=self.config.gateway_prefixes)
         self.calls = CallTable()
         self.controller = RasController(settings, self.bus, clock, self.registry, self.calls)
         self.ras_protocol = RasProtocol(self.controller, clock)
@@ -53,7 +55,22 @@ class GatekeeperService(service.MultiService):
             self.discovery_server.setName("discovery")
             self.discovery_server.setServiceParent(self)
 
+    def add_permanent_endpoints(self) -> None:
+        """Register ``[RasSrv::PermanentEndpoints]``: never expire, no RAS."""
+        now = self.clock.seconds()
+        for entry in self.config.permanent_endpoints:
+            if self.registry.find_signal(entry.signal_address) is not None:
+                continue
+            self.registry.add(Endpoint(
+                endpoint_id=self.registry.new_endpoint_id(), aliases=entry.aliases,
+                signal_addresses=(entry.signal_address,), ras_address=None,
+                endpoint_type=entry.endpoint_type, prefixes=entry.prefixes,
+                registration_time=now, last_seen=now, permanent=True))
+
     def startService(self) -> None:
+        for warning in self.config.warnings:
+            self.log.warn("{warning}", warning=warning)
+        self.add_permanent_endpoints()
         super().startService()
         self.controller.start()
         self.log.info("gatekeeper {name} serving RAS on {interface}:{port}",

@@ -1,9 +1,15 @@
-"""``twistd gatekeeper``: command-line options and the service tree."""
+"""``twistd gatekeeper``: command-line options and the service tree.
+
+Options mirror GnuGk's command line where they make sense; a value given on
+the command line wins over the configuration file.  A bad configuration is
+refused here, before anything listens, naming file, section, key and value.
+"""
 
 from __future__ import annotations
 
 from twisted.python import usage
 
+from gatekeeper import config as configuration
 from gatekeeper.ras.controller import RasSettings
 from gatekeeper.service import GatekeeperService, ListenSettings
 
@@ -20,32 +26,52 @@ class Options(usage.Options):
     longdesc = "An H.323 gatekeeper with a GnuGk-compatible status port."
 
     optParameters = [
-        ["name", "n", "gatekeeper", "Gatekeeper identifier ([Gatekeeper::Main] Name)."],
-        ["interface", "i", "", "Address to listen on (default: every interface)."],
-        ["ras-port", None, 1719, "UDP port for RAS.", _port],
-        ["discovery-port", None, 1718,
-         "UDP port for multicast discovery on 224.0.1.41 (0: off).", _port],
-        ["ttl", None, 0, "Registration time to live in seconds (0: off).", int],
-        ["bandwidth", None, 0, "Total bandwidth in units of 100 bit/s (0: unlimited).", int],
+        ["config", "c", None, "GnuGk-style configuration file."],
+        ["name", "n", None, "Gatekeeper identifier ([Gatekeeper::Main] Name)."],
+        ["interface", "i", None, "Address to listen on (default: every interface)."],
+        ["ras-port", None, None, "UDP port for RAS (default 1719).", _port],
+        ["discovery-port", None, None,
+         "UDP port for multicast discovery on 224.0.1.41 (default 1718; 0: off).", _port],
+        ["ttl", None, None, "Registration time to live in seconds (0: off).", int],
+        ["bandwidth", None, None, "Total bandwidth in units of 100 bit/s (0: unlimited).", int],
     ]
 
     def postOptions(self) -> None:
-        if not self["name"] or len(self["name"]) > 128:
+        try:
+            self.config = (configuration.load(self["config"]) if self["config"]
+                           else configuration.Config())
+        except configuration.ConfigError as error:
+            raise usage.UsageError(str(error)) from None
+        name = self["name"]
+        if name is not None and not 1 <= len(name) <= 128:
             raise usage.UsageError("--name must be 1 to 128 characters")
-        if self["ttl"] < 0:
+        if self["ttl"] is not None and self["ttl"] < 0:
             raise usage.UsageError("--ttl must not be negative")
-        if self["bandwidth"] < 0:
+        if self["bandwidth"] is not None and self["bandwidth"] < 0:
             raise usage.UsageError("--bandwidth must not be negative")
 
 
+def _pick(option: object, configured: object) -> object:
+    return configured if option is None else option
+
+
 def make_settings(options: Options) -> tuple[RasSettings, ListenSettings]:
+    main = options.config.main
+    ttl = _pick(options["ttl"], main.time_to_live)
+    bandwidth = _pick(options["bandwidth"], main.total_bandwidth)
+    discovery = options["discovery-port"]
+    if discovery is None:
+        discovery = main.multicast_port if main.use_multicast_listener else 0
     settings = RasSettings(
-        gatekeeper_id=options["name"],
-        time_to_live=options["ttl"] or None,
-        total_bandwidth=options["bandwidth"] or None,
+        gatekeeper_id=_pick(options["name"], main.name),
+        time_to_live=ttl or None,
+        total_bandwidth=bandwidth or None,
+        endpoint_id_suffix=main.endpoint_id_suffix,
+        irq_poll_count=options.config.irq_poll_count,
     )
-    listen = ListenSettings(interface=options["interface"], ras_port=options["ras-port"],
-                            discovery_port=options["discovery-port"])
+    listen = ListenSettings(interface=_pick(options["interface"], main.home),
+                            ras_port=_pick(options["ras-port"], main.ras_port),
+                            discovery_port=discovery)
     return settings, listen
 
 
@@ -53,4 +79,4 @@ def makeService(options: Options) -> GatekeeperService:
     from twisted.internet import reactor  # the one place the global reactor is used
 
     settings, listen = make_settings(options)
-    return GatekeeperService(settings, listen, reactor)
+    return GatekeeperService(settings, listen, reactor, options.config)

@@ -1,0 +1,232 @@
+"""GnuGk-style INI configuration, parsed once into typed, frozen objects.
+
+The file format is GnuGk's: ``[Section]`` headers, ``key=value`` lines, ``#``
+and ``;`` comments, keys that may repeat.  A value that cannot be used is
+refused with a :class:`ConfigError` naming the file, section, key and value;
+sections and keys this gatekeeper does not know give warnings and are
+otherwise ignored, so a real GnuGk file loads unchanged.
+
+This module covers what the RAS service needs (``[Gatekeeper::Main]``,
+``[RasSrv::GWPrefixes]``, ``[RasSrv::PermanentEndpoints]``,
+``[RasSrv::RRQFeatures]``); the other sections join it as their features land.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gatekeeper.errors import GatekeeperError
+from gatekeeper.h225 import ras
+from gatekeeper.h225.ras import Address, Alias
+
+
+class ConfigError(GatekeeperError):
+    """A configuration file that cannot be used, and exactly where."""
+
+    def __init__(self, path: str, section: str, key: str, value: str, problem: str) -> None:
+        self.path, self.section, self.key, self.value, self.problem = path, section, key, value, problem
+        super().__init__(f"{path}: [{section}] {key}={value}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class IniFile:
+    """The raw file: sections in order, each a list of (key, value) pairs."""
+
+    path: str
+    sections: dict[str, tuple[tuple[str, str], ...]]
+
+    def items(self, section: str) -> tuple[tuple[str, str], ...]:
+        return self.sections.get(section, ())
+
+
+def read_ini(text: str, path: str = "<string>") -> IniFile:
+    """Parse GnuGk's INI dialect; a line that is neither is a ConfigError."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current: str | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            if not line.endswith("]") or len(line) < 3:
+                raise ConfigError(path, current or "", f"line {number}", line, "bad section header")
+            current = line[1:-1].strip()
+            sections.setdefault(current, [])
+            continue
+        if current is None:
+            raise ConfigError(path, "", f"line {number}", line, "a setting before any [Section]")
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(path, current, f"line {number}", line, "expected key=value")
+        sections[current].append((key.strip(), value.strip()))
+    return IniFile(path, {name: tuple(items) for name, items in sections.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class MainSettings:
+    """``[Gatekeeper::Main]`` (the keys the RAS service uses)."""
+
+    name: str = "gatekeeper"
+    home: str = ""                       # interface(s) to bind; "" = all
+    time_to_live: int | None = None
+    total_bandwidth: int | None = None
+    endpoint_id_suffix: str = "_endp"
+    ras_port: int = 1719
+    multicast_port: int = 1718
+    use_multicast_listener: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PermanentEndpoint:
+    """One line of ``[RasSrv::PermanentEndpoints]``: ``ip[:port]=alias,...[;prefix,...]``."""
+
+    signal_address: Address
+    aliases: tuple[Alias, ...]
+    prefixes: tuple[str, ...] = ()
+
+    @property
+    def endpoint_type(self) -> str:
+        return "gateway" if self.prefixes else "terminal"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str = "<defaults>"
+    main: MainSettings = field(default_factory=MainSettings)
+    gateway_prefixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    permanent_endpoints: tuple[PermanentEndpoint, ...] = ()
+    irq_poll_count: int = 1
+    warnings: tuple[str, ...] = ()
+
+
+# Sections whose keys we read, with the keys we know. Other known GnuGk
+# sections are accepted without warnings as they are implemented.
+_MAIN_KEYS = {"name", "home", "timetolive", "totalbandwidth", "endpointidsuffix",
+              "unicastrasport", "multicastport", "usemulticastlistener"}
+
+
+def _int(path: str, section: str, key: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value, 10)
+    except ValueError:
+        raise ConfigError(path, section, key, value, "not a whole number") from None
+    if not low <= number <= high:
+        raise ConfigError(path, section, key, value, f"must be between {low} and {high}")
+    return number
+
+
+def _bool(path: str, section: str, key: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on", "enable"):
+        return True
+    if lowered in ("0", "false", "no", "off", "disable"):
+        return False
+    raise ConfigError(path, section, key, value, "not a boolean (use 1 or 0)")
+
+
+def _prefixes(path: str, section: str, key: str, value: str) -> tuple[str, ...]:
+    """``02,03:=5,!04`` -> ('02', '03'); priorities are accepted and ignored,
+    exclusions (``!``) are not routed to."""
+    result = []
+    for part in value.split(","):
+        prefix = part.strip().split(":=")[0].strip()
+        if not prefix or prefix.startswith("!"):
+            continue
+        if not set(prefix) <= set("0123456789#*,.") :
+            raise ConfigError(path, section, key, value, f"prefix {prefix!r} is not digits")
+        result.append(prefix.rstrip("."))
+    return tuple(result)
+
+
+def parse(ini: IniFile) -> Config:
+    """Turn a read file into a :class:`Config`, or raise ConfigError."""
+    path = ini.path
+    warnings: list[str] = []
+    section = "Gatekeeper::Main"
+    main = MainSettings()
+    values: dict[str, object] = {}
+    for key, value in ini.items(section):
+        lowered = key.lower()
+        if lowered == "name":
+            if not 1 <= len(value) <= 128:
+                raise ConfigError(path, section, key, value, "must be 1 to 128 characters")
+            values["name"] = value
+        elif lowered == "home":
+            for part in filter(None, (p.strip() for p in value.split(","))):
+                try:
+                    ipaddress.ip_address(part)
+                except ValueError:
+                    raise ConfigError(path, section, key, value, "not an IP address") from None
+            values["home"] = value.split(",")[0].strip()
+        elif lowered == "timetolive":
+            ttl = _int(path, section, key, value, -1, 2**31 - 1)
+            values["time_to_live"] = ttl if ttl > 0 else None
+        elif lowered == "totalbandwidth":
+            total = _int(path, section, key, value, -1, 2**32 - 1)
+            values["total_bandwidth"] = total if total >= 0 else None
+        elif lowered == "endpointidsuffix":
+            values["endpoint_id_suffix"] = value
+        elif lowered == "unicastrasport":
+            values["ras_port"] = _int(path, section, key, value, 1, 65535)
+        elif lowered == "multicastport":
+            values["multicast_port"] = _int(path, section, key, value, 0, 65535)
+        elif lowered == "usemulticastlistener":
+            values["use_multicast_listener"] = _bool(path, section, key, value)
+        else:
+            warnings.append(f"{path}: [{section}] {key}: unknown key, ignored")
+    main = MainSettings(**{**_fields(main), **values})
+
+    section = "RasSrv::GWPrefixes"
+    gateway_prefixes = {key: _prefixes(path, section, key, value)
+                        for key, value in ini.items(section)}
+
+    section = "RasSrv::PermanentEndpoints"
+    permanent = []
+    for key, value in ini.items(section):
+        try:
+            address = ras.parse_address(key, 1720)
+        except ValueError:
+            raise ConfigError(path, section, key, value, "the key must be ip[:port]") from None
+        alias_part, _, prefix_part = value.partition(";")
+        aliases = []
+        for text in filter(None, (a.strip() for a in alias_part.split(","))):
+            try:
+                aliases.append(ras.parse_alias(text))
+            except ValueError as error:
+                raise ConfigError(path, section, key, value, str(error)) from None
+        permanent.append(PermanentEndpoint(address, tuple(aliases),
+                                           _prefixes(path, section, key, prefix_part)))
+
+    section = "RasSrv::RRQFeatures"
+    irq_poll_count = 1
+    for key, value in ini.items(section):
+        if key.lower() == "irqpollcount":
+            irq_poll_count = _int(path, section, key, value, 0, 100)
+
+    for name in ini.sections:
+        if name not in _KNOWN_SECTIONS:
+            warnings.append(f"{path}: [{name}]: section not supported, ignored")
+    return Config(path, main, gateway_prefixes, tuple(permanent), irq_poll_count, tuple(warnings))
+
+
+def _fields(settings: MainSettings) -> dict[str, object]:
+    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+# The sections this gatekeeper reads so far; any other section is reported.
+_KNOWN_SECTIONS = {
+    "Gatekeeper::Main", "RasSrv::GWPrefixes", "RasSrv::PermanentEndpoints",
+    "RasSrv::RRQFeatures",
+}
+
+
+def load(path: str | Path) -> Config:
+    """Read and parse a configuration file; ConfigError says what is wrong."""
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise ConfigError(path, "", "", "", f"cannot read the file: {error.strerror}") from None
+    return parse(read_ini(text, path))

@@ -1,0 +1,137 @@
+"""GnuGk-style configuration and the twistd options/service tree."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.python import usage
+
+from gatekeeper import config, tap
+from gatekeeper.h225 import ras
+from gatekeeper.ras.protocol import DiscoveryProtocol, RasProtocol
+
+SAMPLE = """\
+# a GnuGk file
+[Gatekeeper::Main]
+Name=CfgGK
+Home=127.0.0.1
+TimeToLive=120
+TotalBandwidth=100000
+; another comment
+EndpointIDSuffix=_cgk
+UnicastRasPort=21719
+UseMulticastListener=0
+
+[RasSrv::GWPrefixes]
+GW1=02,03:=5,!04
+
+[RasSrv::PermanentEndpoints]
+10.0.1.5=Citron;009,008
+10.0.1.10:1721=700,bob
+
+[RasSrv::RRQFeatures]
+IRQPollCount=3
+
+[SomeFutureSection]
+Key=1
+"""
+
+
+def test_gnugk_file_parses_into_typed_settings():
+    parsed = config.parse(config.read_ini(SAMPLE, "gk.ini"))
+    main = parsed.main
+    assert (main.name, main.home, main.time_to_live, main.total_bandwidth) == (
+        "CfgGK", "127.0.0.1", 120, 100000)
+    assert main.endpoint_id_suffix == "_cgk" and main.ras_port == 21719
+    assert main.use_multicast_listener is False
+    assert parsed.gateway_prefixes == {"GW1": ("02", "03")}
+    first, second = parsed.permanent_endpoints
+    assert first.signal_address == ("10.0.1.5", 1720)
+    assert first.aliases == (ras.h323_id("Citron"),)
+    assert first.prefixes == ("009", "008") and first.endpoint_type == "gateway"
+    assert second.signal_address == ("10.0.1.10", 1721)
+    assert second.aliases == (ras.dialled_digits("700"), ras.h323_id("bob"))
+    assert second.endpoint_type == "terminal"
+    assert parsed.irq_poll_count == 3
+
+
+def test_unknown_sections_and_keys_are_warnings_not_errors():
+    text = SAMPLE.replace("Name=CfgGK", "Name=CfgGK\nNoSuchKey=1")
+    parsed = config.parse(config.read_ini(text, "gk.ini"))
+    assert any("[SomeFutureSection]" in w for w in parsed.warnings)
+    assert any("NoSuchKey" in w for w in parsed.warnings)
+
+
+@pytest.mark.parametrize("text, section, key, value", [
+    ("[Gatekeeper::Main]\nTimeToLive=abc\n", "Gatekeeper::Main", "TimeToLive", "abc"),
+    ("[Gatekeeper::Main]\nHome=not-an-ip\n", "Gatekeeper::Main", "Home", "not-an-ip"),
+    ("[Gatekeeper::Main]\nUnicastRasPort=70000\n", "Gatekeeper::Main", "UnicastRasPort", "70000"),
+    ("[Gatekeeper::Main]\nUseMulticastListener=maybe\n", "Gatekeeper::Main",
+     "UseMulticastListener", "maybe"),
+    ("[RasSrv::GWPrefixes]\nGW=0x1\n", "RasSrv::GWPrefixes", "GW", "0x1"),
+    ("[RasSrv::PermanentEndpoints]\nnowhere=alias\n", "RasSrv::PermanentEndpoints",
+     "nowhere", "alias"),
+])
+def test_bad_values_are_refused_naming_file_section_key_and_value(text, section, key, value):
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(config.read_ini(text, "bad.ini"))
+    message = str(info.value)
+    assert "bad.ini" in message and f"[{section}]" in message and f"{key}={value}" in message
+
+
+def test_a_line_that_is_not_a_setting_is_refused():
+    with pytest.raises(config.ConfigError, match="expected key=value"):
+        config.read_ini("[Gatekeeper::Main]\njust words\n", "x.ini")
+    with pytest.raises(config.ConfigError, match="before any"):
+        config.read_ini("Name=x\n", "x.ini")
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(config.ConfigError, match="cannot read"):
+        config.load(tmp_path / "nope.ini")
+
+
+def test_postoptions_refuses_a_bad_file_before_anything_listens(tmp_path):
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[Gatekeeper::Main]\nTimeToLive=soon\n")
+    options = tap.Options()
+    with pytest.raises(usage.UsageError, match=r"bad.ini: \[Gatekeeper::Main\] TimeToLive=soon"):
+        options.parseOptions(["--config", str(bad)])
+
+
+def test_command_line_wins_over_the_file(tmp_path):
+    path = tmp_path / "gk.ini"
+    path.write_text(SAMPLE)
+    options = tap.Options()
+    options.parseOptions(["--config", str(path), "--name", "CliGK", "--ttl", "600"])
+    settings, listen = tap.make_settings(options)
+    assert settings.gatekeeper_id == "CliGK" and settings.time_to_live == 600
+    assert settings.total_bandwidth == 100000 and settings.irq_poll_count == 3
+    assert (listen.interface, listen.ras_port, listen.discovery_port) == ("127.0.0.1", 21719, 0)
+
+
+def test_defaults_without_a_file():
+    options = tap.Options()
+    options.parseOptions([])
+    settings, listen = tap.make_settings(options)
+    assert settings.gatekeeper_id == "gatekeeper" and settings.time_to_live is None
+    assert (listen.interface, listen.ras_port, listen.discovery_port) == ("", 1719, 1718)
+
+
+def test_service_tree_has_ras_and_discovery_and_permanent_endpoints(tmp_path):
+    path = tmp_path / "gk.ini"
+    path.write_text(SAMPLE.replace("UseMulticastListener=0", "UseMulticastListener=1"))
+    options = tap.Options()
+    options.parseOptions(["--config", str(path)])
+    settings, listen = tap.make_settings(options)
+    service = tap.GatekeeperService(settings, listen, Clock(), options.config)
+    names = {child.name for child in service}
+    assert names == {"ras", "discovery"}
+    assert isinstance(service.getServiceNamed("ras").args[1], RasProtocol)
+    assert isinstance(service.getServiceNamed("discovery").args[1], DiscoveryProtocol)
+    service.add_permanent_endpoints()
+    citron = service.registry.find_alias("Citron")
+    assert citron is not None and citron.permanent and citron.endpoint_type == "gateway"
+    assert service.registry.longest_prefix("0091234")[0] is citron
+    assert service.registry.find_alias("700").signal_address == ("10.0.1.10", 1721)
+    assert service.registry.configured_prefixes == {"GW1": ("02", "03")}
