@@ -96,10 +96,17 @@ def is_string_kind(kind):
 # None for MIN/MAX.  An alphabet is (characters, extensible, additions) with
 # characters as sorted strings.
 
-def _bound(value, is_lower):
+class NotUnderstood(Exception):
+    pass
+
+
+def _bound(value):
     if value is None or value in ('MIN', 'MAX'):
         return None
-    return int(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise NotUnderstood(value)
 
 
 def _merge(intervals):
@@ -136,6 +143,8 @@ def format_set(constraint):
     root, extensible, additions = constraint
 
     def interval(item):
+        if isinstance(item, str):
+            return item
         lower, upper = item
         lower = 'MIN' if lower is None else lower
         upper = 'MAX' if upper is None else upper
@@ -166,15 +175,19 @@ def _ours_set(items):
     if items is None:
         return None
     root, additions, extensible = [], [], False
-    for item in items:
-        if item is None:
-            extensible = True
-            continue
-        if isinstance(item, tuple):
-            interval = (_bound(item[0], True), _bound(item[1], False))
-        else:
-            interval = (_bound(item, True), _bound(item, False))
-        (additions if extensible else root).append(interval)
+    try:
+        for item in items:
+            if item is None:
+                extensible = True
+                continue
+            if isinstance(item, tuple):
+                interval = (_bound(item[0]), _bound(item[1]))
+            else:
+                interval = (_bound(item), _bound(item))
+            (additions if extensible else root).append(interval)
+    except NotUnderstood:
+        # E.g. a value reference as a bound: not resolved by this tool.
+        return (('<not understood: {!r}>'.format(items),), False, ())
     return (_merge(root), extensible, _merge(additions))
 
 
@@ -283,8 +296,6 @@ class Ours(object):
             return (module, name)
         for source, names in self.imports(module).items():
             if name in names:
-                if source in self.parsed and name in self.types(source):
-                    return (source, name)
                 return (source, name)
         return None
 
@@ -807,7 +818,7 @@ def compare_all(files=None, full_modules=()):
                     found.append((module, '{}: imports {} from {}, which does '
                                           'not define it'.format(module, name,
                                                                  source)))
-    for module, message in ours.problems:
+    for module, message in sorted(set(ours.problems)):
         found.append((module, '{}: {}'.format(module, message)))
 
     defined = set((module, name) for module in ours.modules()
@@ -822,10 +833,12 @@ def compare_all(files=None, full_modules=()):
         for source, names in ours.imports(module).items():
             roots.update((source, name) for name in names)
     reached = _closure(sorted(roots), edges)
+    full = set()
     for module in full_modules:
         for name in reference.types(module):
             if (module, name) not in reached:
                 reached[(module, name)] = None
+                full.add((module, name))
     for node in sorted(reached):
         module, name = node
         if node in defined or module not in reference.classes:
@@ -833,9 +846,14 @@ def compare_all(files=None, full_modules=()):
         if reference.get(module, name) is None:
             continue
         via = reached[node]
-        found.append((module, '{}: missing (needed by {})'.format(
-            _qualified(module, name),
-            _qualified(*via) if via else 'the module as a whole')))
+        if node in full:
+            reason = 'the module is checked in full'
+        elif via is None:
+            reason = 'imported'
+        else:
+            reason = 'needed by ' + _qualified(*via)
+        found.append((module, '{}: missing ({})'.format(
+            _qualified(module, name), reason)))
 
     # Types of an imported module that no importing module needs.
     imported = set()
