@@ -261,3 +261,14 @@ def test_compiled_tree_uses_the_fixed_classes_everywhere():
             if getattr(node, attribute, None) is not None:
                 stack.append(getattr(node, attribute))
     assert len(seen) > 1000
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_rcf_with_seq_equals_a_fresh_encoding(seed):
+    kind, value = (full_ras if seed % 2 else minimal_ras)("registrationConfirm", seed)
+    template = codec.encode_ras((kind, value))
+    for seq in (1, 2, 255, 256, 4097, 65535):
+        value["requestSeqNum"] = seq
+        assert ras.rcf_with_seq(template, seq) == codec.encode_ras((kind, value))
+    with pytest.raises(EncodeError):
+        ras.rcf_with_seq(template, 0)

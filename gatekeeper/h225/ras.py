@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -203,24 +204,25 @@ def aliases_to_asn(aliases: Iterable[Alias]) -> list[tuple]:
 def transport_to_asn(address: Address) -> tuple:
     """``(ip, port)`` -> TransportAddress (ipAddress or ip6Address)."""
     host, port = address
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise EncodeError(f"not an IP address: {host!r}") from None
-    if not 0 <= int(port) <= 65535:
+    if not isinstance(port, int) or not 0 <= port <= 65535:
         raise EncodeError(f"port out of range: {port}")
-    if ip.version == 4:
-        return ("ipAddress", {"ip": ip.packed, "port": int(port)})
-    return ("ip6Address", {"ip": ip.packed, "port": int(port)})
+    try:
+        return ("ipAddress", {"ip": socket.inet_pton(socket.AF_INET, host), "port": port})
+    except (OSError, TypeError):
+        pass
+    try:
+        return ("ip6Address", {"ip": socket.inet_pton(socket.AF_INET6, host), "port": port})
+    except (OSError, TypeError):
+        raise EncodeError(f"not an IP address: {host!r}") from None
 
 
 def transport_from_asn(value: tuple) -> Address | None:
     """TransportAddress -> ``(ip, port)``, or None for non-IP kinds."""
     kind, content = value
     if kind in ("ipAddress", "ipSourceRoute"):
-        return (str(ipaddress.IPv4Address(bytes(content["ip"]))), content["port"])
+        return (socket.inet_ntop(socket.AF_INET, content["ip"]), content["port"])
     if kind == "ip6Address":
-        return (str(ipaddress.IPv6Address(bytes(content["ip"]))), content["port"])
+        return (socket.inet_ntop(socket.AF_INET6, content["ip"]), content["port"])
     return None
 
 
@@ -763,6 +765,19 @@ def rcf(seq: int, call_signal_addresses: Sequence[Address], endpoint_id: str,
     if supports_additive:
         fields["supportsAdditiveRegistration"] = None
     return ("registrationConfirm", fields)
+
+
+def rcf_with_seq(encoded: bytes, seq: int) -> bytes:
+    """An encoded RCF with another requestSeqNum.
+
+    In an RCF the sequence number is always the third and fourth octet: the
+    RasMessage index (6 bits), the RCF's extension bit and its three
+    root-optional bits take 10 bits, and RequestSeqNum (1..65535) is an
+    octet-aligned 16-bit field holding ``seq - 1``.
+    """
+    if not 1 <= seq <= 65535:
+        raise EncodeError(f"requestSeqNum out of range: {seq}", "registrationConfirm")
+    return encoded[:2] + (seq - 1).to_bytes(2, "big") + encoded[4:]
 
 
 def rrj(seq: int, reason: str, gatekeeper_id: str | None = None, value: Any = None) -> tuple:

@@ -23,7 +23,7 @@ from gatekeeper.core.bandwidth import BandwidthPool
 from gatekeeper.core.calls import Call, CallTable
 from gatekeeper.core.registry import Endpoint, Registry
 from gatekeeper.core.routing import Router, RoutingRequest, default_router
-from gatekeeper.h225 import ras
+from gatekeeper.h225 import codec, ras
 from gatekeeper.h225.ras import Address, Alias
 from gatekeeper.interfaces import IEventBus
 
@@ -58,6 +58,13 @@ class Reply:
 
 
 @dataclass(slots=True)
+class Encoded:
+    """A reply already encoded (keepalive RCFs come from a template)."""
+
+    data: bytes
+
+
+@dataclass(slots=True)
 class _Outgoing:
     kind: str
     message: tuple
@@ -65,6 +72,45 @@ class _Outgoing:
     tries_left: int
     timer: IDelayedCall | None = None
     on_answer: Callable[[ras.RasPdu], None] | None = None
+
+
+class RateLimitedLog:
+    """Logs the first of a kind of trouble, then at most one summary per interval."""
+
+    def __init__(self, log: Logger, clock: IReactorTime, interval: float = 10.0) -> None:
+        self.log = log
+        self.clock = clock
+        self.interval = interval
+        self._next: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+
+    def __call__(self, kind: str, text: str, **fields: object) -> None:
+        now = self.clock.seconds()
+        if now < self._next.get(kind, 0.0):
+            self._suppressed[kind] += 1
+            return
+        skipped = self._suppressed.pop(kind, 0)
+        self._next[kind] = now + self.interval
+        self.log.warn(text + " ({skipped} more like it not logged)", skipped=skipped, **fields)
+
+
+#: What answers each request the gatekeeper sends.
+ANSWERS = {
+    "unregistrationRequest": ("unregistrationConfirm", "unregistrationReject"),
+    "disengageRequest": ("disengageConfirm", "disengageReject"),
+    "infoRequest": ("infoRequestResponse",),
+}
+
+#: Messages only a gatekeeper sends (or answers to requests we never send).
+#: Received, they are counted as unexpected and never answered: answering an
+#: UnknownMessageResponse with another would ping-pong between two gatekeepers.
+NOT_FOR_US = (
+    "gatekeeperConfirm", "gatekeeperReject", "registrationConfirm", "registrationReject",
+    "admissionConfirm", "admissionReject", "admissionConfirmSequence", "bandwidthConfirm",
+    "bandwidthReject", "locationConfirm", "locationReject", "infoRequest",
+    "unknownMessageResponse", "requestInProgress", "resourcesAvailableConfirm",
+    "serviceControlResponse",
+)
 
 
 def usable_address(address: Address | None) -> bool:
@@ -103,6 +149,7 @@ class RasController:
         self._discovered: dict[str, float] = {}
         self._outgoing: dict[int, _Outgoing] = {}
         self._seq = 0
+        self._trouble = RateLimitedLog(self.log, clock)
         self._sweeper = LoopingCall(self.check_registrations)
         self._sweeper.clock = clock
         self._handlers: dict[str, Callable[[Any, Address], Any]] = {
@@ -122,6 +169,7 @@ class RasController:
             "infoRequestAck": self.on_answer,
             "infoRequestNak": self.on_answer,
         }
+        self._handlers.update(dict.fromkeys(NOT_FOR_US, self.on_answer))
 
     # -- life cycle ------------------------------------------------------
 
@@ -151,9 +199,10 @@ class RasController:
     # -- dispatch --------------------------------------------------------
 
     def handle(self, pdu: ras.RasPdu, source: Address, data: bytes = b"",
-               multicast: bool = False) -> tuple | Reply | None:
+               multicast: bool = False) -> tuple | Reply | Encoded | None:
         """The reply to one message (None: no reply)."""
-        self.stats[pdu.kind] += 1
+        unknown_extension = pdu.kind.startswith(codec.UNKNOWN_ALTERNATIVE_PREFIX)
+        self.stats["?extension" if unknown_extension else pdu.kind] += 1
         if multicast and pdu.kind != "gatekeeperRequest":
             self.stats["ignored multicast"] += 1
             return None
@@ -214,7 +263,7 @@ class RasController:
         self.bus.publish(ev.RegistrationRejected(source, rrq.aliases, rrq.endpoint_type, reason))
         return ras.rrj(rrq.seq, reason, self.name, value)
 
-    def on_rrq(self, rrq: ras.RegistrationRequest, source: Address) -> tuple:
+    def on_rrq(self, rrq: ras.RegistrationRequest, source: Address) -> tuple | Encoded:
         now = self.now()
         if rrq.keep_alive and rrq.endpoint_id:
             return self._keepalive(rrq, source, now)
@@ -277,7 +326,8 @@ class RasController:
         when = self._discovered.get(source[0])
         return when is not None and now - when <= self.settings.discovery_memory
 
-    def _keepalive(self, rrq: ras.RegistrationRequest, source: Address, now: float) -> tuple:
+    def _keepalive(self, rrq: ras.RegistrationRequest, source: Address,
+                   now: float) -> tuple | Encoded:
         endpoint = self.registry.get(rrq.endpoint_id or "")
         if endpoint is None:
             return self._rrj(rrq, source, "fullRegistrationRequired")
@@ -292,8 +342,15 @@ class RasController:
             endpoint.signal_address, endpoint.ras_address, endpoint.aliases,
             endpoint.endpoint_type, endpoint.endpoint_id, keepalive=True, new=False,
             vendor=str(endpoint.vendor or "")))
-        return ras.rcf(rrq.seq, endpoint.signal_addresses, endpoint.endpoint_id, self.name,
-                       endpoint.aliases if rrq.aliases else None, ttl, supports_additive=True)
+        with_aliases = bool(rrq.aliases)
+        template = endpoint.rcf_template
+        if template is None or template[0] != with_aliases or template[1] != ttl:
+            message = ras.rcf(1, endpoint.signal_addresses, endpoint.endpoint_id, self.name,
+                              endpoint.aliases if with_aliases else None, ttl,
+                              supports_additive=True)
+            template = (with_aliases, ttl, ras.encode(message))
+            endpoint.rcf_template = template
+        return Encoded(ras.rcf_with_seq(template[2], rrq.seq))
 
     # -- URQ -------------------------------------------------------------
 
@@ -342,6 +399,10 @@ class RasController:
         self.registry.touch(endpoint, now)
         if arq.answer_call:
             return self._answer_arq(arq, endpoint, now)
+        again = self.calls.find_call_id(arq.call_id)
+        if again is not None and again.caller_endpoint_id == endpoint.endpoint_id:
+            # A retransmission we no longer remember: same answer, no second call.
+            return self._confirm_again(arq, endpoint, again)
         if not arq.destination_info and arq.dest_call_signal_address is None:
             return self._arj(arq, endpoint, "requestDenied")
         route = self.router.route(RoutingRequest(
@@ -372,6 +433,20 @@ class RasController:
             call.number, route.signal_address, arq.bandwidth))
         return ras.acf(arq.seq, arq.bandwidth, destination, routed=self.settings.routed,
                        destination_type=route.endpoint.endpoint_type if route.endpoint else None)
+
+    def _confirm_again(self, arq: ras.AdmissionRequest, endpoint: Endpoint, call: Call) -> tuple:
+        callee = self.registry.get(call.callee_endpoint_id)
+        destination = (self.settings.signal_address if self.settings.routed
+                       and self.settings.signal_address else call.callee_signal_address)
+        if destination is None:
+            return self._arj(arq, endpoint, "calledPartyNotRegistered")
+        self.stats["ACF"] += 1
+        self.bus.publish(ev.AdmissionConfirmed(
+            endpoint.signal_address, endpoint.endpoint_id, arq.call_reference,
+            arq.destination_info, call.source_info, False, call.call_id, self.settings.routed,
+            call.number, call.callee_signal_address, call.bandwidth))
+        return ras.acf(arq.seq, call.bandwidth, destination, routed=self.settings.routed,
+                       destination_type=callee.endpoint_type if callee else None)
 
     def _destination_for(self, route: Any) -> Address:
         if self.settings.routed and self.settings.signal_address is not None:
@@ -435,6 +510,11 @@ class RasController:
         self.registry.touch(endpoint, self.now())
         call = self.calls.find(endpoint.endpoint_id, drq.call_id, drq.conference_id,
                                drq.call_reference)
+        if call is not None and endpoint.endpoint_id not in call.endpoint_ids():
+            self.stats["spoofed"] += 1
+            self.bus.publish(ev.DisengageRejected(source, drq.endpoint_id, drq.call_reference,
+                                                  "requestToDropOther", drq.call_id))
+            return ras.drj(drq.seq, "requestToDropOther")
         if call is not None:
             self.end_call(call, drq.reason)
         self.bus.publish(ev.DisengageConfirmed(source, endpoint.endpoint_id, drq.call_reference,
@@ -469,6 +549,11 @@ class RasController:
             self.bus.publish(ev.BandwidthRejected(source, brq.endpoint_id, brq.bandwidth,
                                                   "invalidConferenceID"))
             return ras.brj(brq.seq, "invalidConferenceID", 0)
+        if endpoint.endpoint_id not in call.endpoint_ids():
+            self.stats["spoofed"] += 1
+            self.bus.publish(ev.BandwidthRejected(source, brq.endpoint_id, brq.bandwidth,
+                                                  "invalidPermission"))
+            return ras.brj(brq.seq, "invalidPermission", 0)
         granted = self.bandwidth.change(call.bandwidth, brq.bandwidth)
         if granted != brq.bandwidth:
             allowed = call.bandwidth + (self.bandwidth.available or 0)
@@ -537,13 +622,14 @@ class RasController:
     def on_answer(self, pdu: ras.RasPdu, source: Address) -> None:
         if not self._answered(pdu, source):
             self.stats["unexpected"] += 1
-            self.log.info("unexpected {kind} seq {seq} from {source}", kind=pdu.kind,
-                          seq=pdu.seq, source=ras.format_address(source))
+            self._trouble("unexpected", "unexpected {received} seq {seq} from {source}",
+                          received=pdu.kind, seq=pdu.seq, source=ras.format_address(source))
         return None
 
     def _answered(self, pdu: ras.RasPdu, source: Address) -> bool:
         outgoing = self._outgoing.get(pdu.seq)
-        if outgoing is None or outgoing.address[0] != source[0]:
+        if (outgoing is None or outgoing.address[0] != source[0]
+                or pdu.kind not in ANSWERS.get(outgoing.kind, ())):
             return False
         del self._outgoing[pdu.seq]
         if outgoing.timer is not None and outgoing.timer.active():
@@ -604,8 +690,9 @@ class RasController:
             crv = call.crv_for(endpoint_id)
             if endpoint is None or endpoint.ras_address is None or crv is None:
                 continue
+            answered = endpoint_id == call.callee_endpoint_id
             message = ras.drq(self.next_seq(), endpoint_id, call.conference_id, crv, reason,
-                              call.call_id, self.name, call.answered)
+                              call.call_id, self.name, answered)
             self.request(message, endpoint.ras_address)
             self.bus.publish(ev.DisengageRequested(endpoint.ras_address, endpoint_id, crv,
                                                    reason, call.call_id))

@@ -22,31 +22,11 @@ from twisted.logger import Logger
 from gatekeeper.errors import DecodeError, EncodeError
 from gatekeeper.h225 import codec, ras
 from gatekeeper.h225.ras import Address
-from gatekeeper.ras.controller import RasController, Reply
+from gatekeeper.ras.controller import Encoded, RasController, RateLimitedLog, Reply
 
 DISCOVERY_GROUP = "224.0.1.41"
 DISCOVERY_PORT = 1718
 MAX_DATAGRAM = 8192
-
-
-class RateLimitedLog:
-    """Logs the first of a kind of trouble, then at most one summary per interval."""
-
-    def __init__(self, log: Logger, clock: IReactorTime, interval: float = 10.0) -> None:
-        self.log = log
-        self.clock = clock
-        self.interval = interval
-        self._next: dict[str, float] = {}
-        self._suppressed: Counter[str] = Counter()
-
-    def __call__(self, kind: str, text: str, **fields: object) -> None:
-        now = self.clock.seconds()
-        if now < self._next.get(kind, 0.0):
-            self._suppressed[kind] += 1
-            return
-        skipped = self._suppressed.pop(kind, 0)
-        self._next[kind] = now + self.interval
-        self.log.warn(text + " ({skipped} more like it not logged)", skipped=skipped, **fields)
 
 
 class RasProtocol(DatagramProtocol):
@@ -111,11 +91,14 @@ class RasProtocol(DatagramProtocol):
             reply = self.controller.generic_reject(pdu)
         if reply is None:
             return
-        message, destination = (reply.message, reply.address) if isinstance(reply, Reply) \
-            else (reply, source)
-        encoded = self._encode(message)
-        if encoded is None:
-            return
+        if isinstance(reply, Encoded):
+            encoded, destination = reply.data, source
+        else:
+            message, destination = (reply.message, reply.address) if isinstance(reply, Reply) \
+                else (reply, source)
+            encoded = self._encode(message)
+            if encoded is None:
+                return
         self._write(encoded, destination)
         self._remember(key, now, encoded, destination)
 
