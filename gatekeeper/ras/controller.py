@@ -10,8 +10,8 @@ endpoint answers.  Every confirm and reject is published on the event bus.
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
-from dataclasses import dataclass, field
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -24,7 +24,7 @@ from gatekeeper.core.calls import Call, CallTable
 from gatekeeper.core.registry import Endpoint, Registry
 from gatekeeper.core.routing import Router, RoutingRequest, default_router
 from gatekeeper.h225 import codec, ras
-from gatekeeper.h225.ras import Address, Alias
+from gatekeeper.h225.ras import Address
 from gatekeeper.interfaces import IEventBus
 
 Send = Callable[[tuple, Address], None]
@@ -146,7 +146,7 @@ class RasController:
         self.local_ras_address = local_ras_address or (lambda source: ("127.0.0.1", 1719))
         self.stats: Counter[str] = Counter()
         self._send: Send | None = None
-        self._discovered: dict[str, float] = {}
+        self._discovered: OrderedDict[str, float] = OrderedDict()
         self._outgoing: dict[int, _Outgoing] = {}
         self._seq = 0
         self._trouble = RateLimitedLog(self.log, clock)
@@ -240,9 +240,9 @@ class RasController:
             self.bus.publish(ev.GatekeeperRejected(source, grq.aliases, grq.endpoint_type,
                                                    "terminalExcluded"))
             return ras.grj(grq.seq, "terminalExcluded", self.name)
-        self._discovered[source[0]] = self.now()
+        self._remember_discovery(source[0])
         if grq.ras_address is not None:
-            self._discovered[grq.ras_address[0]] = self.now()
+            self._remember_discovery(grq.ras_address[0])
         message = ras.gcf(grq.seq, self.name, self.local_ras_address(source))
         self.bus.publish(ev.GatekeeperConfirmed(source, grq.aliases, grq.endpoint_type))
         return Reply(message, reply_to) if reply_to != source else message
@@ -273,7 +273,10 @@ class RasController:
         ras_addresses = [a for a in rrq.ras_addresses if usable_address(a)]
         if not ras_addresses:
             return self._rrj(rrq, source, "invalidRASAddress")
-        existing = self._existing_registration(rrq, source, signal)
+        existing, claimed = self._existing_registration(rrq, source, signal)
+        if claimed:
+            self.stats["spoofed"] += 1
+            return self._rrj(rrq, source, "invalidCallSignalAddress")
         if self.settings.require_discovery and existing is None and not self._did_discovery(rrq, source, now):
             return self._rrj(rrq, source, "discoveryRequired")
         aliases = rrq.aliases
@@ -307,18 +310,40 @@ class RasController:
                        supports_additive=True)
 
     def _existing_registration(self, rrq: ras.RegistrationRequest, source: Address,
-                               signal: tuple[Address, ...]) -> Endpoint | None:
-        """The registration a full RRQ renews: same identifier from the same
-        place, or the same signalling address."""
+                               signal: tuple[Address, ...]) -> tuple[Endpoint | None, bool]:
+        """The registration a full RRQ renews, and whether its signalling
+        address is claimed by another host's registration.
+
+        A registration is renewed by the same identifier from the same place,
+        or by the same signalling address from the same host; a signalling
+        address registered from another host is not taken over.
+        """
         if rrq.endpoint_id:
             endpoint = self.registry.get(rrq.endpoint_id)
             if endpoint is not None and endpoint.is_from(source):
-                return endpoint
+                return endpoint, False
         for address in signal:
             endpoint = self.registry.find_signal(address)
-            if endpoint is not None:
-                return endpoint
-        return None
+            if endpoint is None:
+                continue
+            hosts = {a[0] for a in (endpoint.ras_address, endpoint.source_address) if a}
+            if source[0] in hosts:
+                return endpoint, False
+            return None, True
+        return None, False
+
+    def _remember_discovery(self, ip: str) -> None:
+        """Note a GRQ from ``ip``; forget the ones too old to count."""
+        now = self.now()
+        discovered = self._discovered
+        discovered[ip] = now
+        discovered.move_to_end(ip)
+        horizon = now - self.settings.discovery_memory
+        while discovered:
+            oldest, when = next(iter(discovered.items()))
+            if when >= horizon and len(discovered) <= 1_000_000:
+                break
+            del discovered[oldest]
 
     def _did_discovery(self, rrq: ras.RegistrationRequest, source: Address, now: float) -> bool:
         if not rrq.discovery_complete:
@@ -376,6 +401,7 @@ class RasController:
         self.bus.publish(ev.EndpointUnregistered(
             source, endpoint.endpoint_id, endpoint.aliases, "endpoint request",
             endpoint.signal_address, endpoint.endpoint_type))
+        self._end_calls_of(endpoint)
         return ras.ucf(urq.seq)
 
     # -- ARQ -------------------------------------------------------------
@@ -682,6 +708,13 @@ class RasController:
         self.bus.publish(ev.EndpointUnregistered(
             endpoint.ras_address, endpoint.endpoint_id, endpoint.aliases, why,
             endpoint.signal_address, endpoint.endpoint_type))
+        self._end_calls_of(endpoint)
+
+    def _end_calls_of(self, endpoint: Endpoint) -> None:
+        """A party left: its calls end (with their CDRs), and the other side,
+        if still registered, gets a DRQ."""
+        for call in self.calls.of_endpoint(endpoint.endpoint_id):
+            self.disconnect(call, "forcedDrop")
 
     def disconnect(self, call: Call, reason: str = "forcedDrop") -> ev.CallDetailRecord:
         """End a call from the gatekeeper's side: DRQ to both endpoints."""
