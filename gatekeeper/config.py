@@ -76,6 +76,7 @@ class MainSettings:
     ras_port: int = 1719
     multicast_port: int = 1718
     use_multicast_listener: bool = True
+    status_port: int = 7000
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +104,6 @@ class Config:
 
 # Sections whose keys we read, with the keys we know. Other known GnuGk
 # sections are accepted without warnings as they are implemented.
-_MAIN_KEYS = {"name", "home", "timetolive", "totalbandwidth", "endpointidsuffix",
-              "unicastrasport", "multicastport", "usemulticastlistener"}
 
 
 def _int(path: str, section: str, key: str, value: str, low: int, high: int) -> int:
@@ -172,6 +171,8 @@ def parse(ini: IniFile) -> Config:
             values["ras_port"] = _int(path, section, key, value, 1, 65535)
         elif lowered == "multicastport":
             values["multicast_port"] = _int(path, section, key, value, 0, 65535)
+        elif lowered == "statusport":
+            values["status_port"] = _int(path, section, key, value, 0, 65535)
         elif lowered == "usemulticastlistener":
             values["use_multicast_listener"] = _bool(path, section, key, value)
         else:

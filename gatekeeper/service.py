@@ -14,6 +14,7 @@ from gatekeeper.core.registry import Endpoint, Registry
 from gatekeeper.events import EventBus
 from gatekeeper.ras.controller import RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
+from gatekeeper.status.protocol import StatusFactory
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,8 @@ class ListenSettings:
     interface: str = ""              # "" = every interface
     ras_port: int = 1719
     discovery_port: int = DISCOVERY_PORT   # 0 turns multicast discovery off
+    status_port: int = 7000          # 0 turns the status port off
+    status_interface: str = "127.0.0.1"   # safer than GnuGk's every-interface default
 
 
 class GatekeeperService(service.MultiService):
@@ -54,6 +57,14 @@ class GatekeeperService(service.MultiService):
                 listenMultiple=True)
             self.discovery_server.setName("discovery")
             self.discovery_server.setServiceParent(self)
+        self.start_time = clock.seconds()
+        self.status = StatusFactory(self, clock)
+        self.bus.subscribe(self.status)
+        if listen.status_port:
+            self.status_server = internet.TCPServer(listen.status_port, self.status,
+                                                    interface=listen.status_interface)
+            self.status_server.setName("status")
+            self.status_server.setServiceParent(self)
 
     def add_permanent_endpoints(self) -> None:
         """Register ``[RasSrv::PermanentEndpoints]``: never expire, no RAS."""
@@ -68,6 +79,7 @@ class GatekeeperService(service.MultiService):
                 registration_time=now, last_seen=now, permanent=True))
 
     def startService(self) -> None:
+        self.start_time = self.clock.seconds()
         for warning in self.config.warnings:
             self.log.warn("{warning}", warning=warning)
         self.add_permanent_endpoints()

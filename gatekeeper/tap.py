@@ -32,6 +32,8 @@ class Options(usage.Options):
         ["ras-port", None, None, "UDP port for RAS (default 1719).", _port],
         ["discovery-port", None, None,
          "UDP port for multicast discovery on 224.0.1.41 (default 1718; 0: off).", _port],
+        ["status-port", None, None, "TCP port of the status port on 127.0.0.1 (default 7000; 0: off).",
+         _port],
         ["ttl", None, None, "Registration time to live in seconds (0: off).", int],
         ["bandwidth", None, None, "Total bandwidth in units of 100 bit/s (0: unlimited).", int],
     ]
@@ -71,7 +73,8 @@ def make_settings(options: Options) -> tuple[RasSettings, ListenSettings]:
     )
     listen = ListenSettings(interface=_pick(options["interface"], main.home),
                             ras_port=_pick(options["ras-port"], main.ras_port),
-                            discovery_port=discovery)
+                            discovery_port=discovery,
+                            status_port=_pick(options["status-port"], main.status_port))
     return settings, listen
 
 

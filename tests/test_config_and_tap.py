@@ -116,6 +116,7 @@ def test_defaults_without_a_file():
     settings, listen = tap.make_settings(options)
     assert settings.gatekeeper_id == "gatekeeper" and settings.time_to_live is None
     assert (listen.interface, listen.ras_port, listen.discovery_port) == ("", 1719, 1718)
+    assert (listen.status_port, listen.status_interface) == (7000, "127.0.0.1")
 
 
 def test_service_tree_has_ras_and_discovery_and_permanent_endpoints(tmp_path):
@@ -126,7 +127,9 @@ def test_service_tree_has_ras_and_discovery_and_permanent_endpoints(tmp_path):
     settings, listen = tap.make_settings(options)
     service = tap.GatekeeperService(settings, listen, Clock(), options.config)
     names = {child.name for child in service}
-    assert names == {"ras", "discovery"}
+    assert names == {"ras", "discovery", "status"}
+    status = service.getServiceNamed("status")
+    assert status.args[0] == 7000 and status.kwargs["interface"] == "127.0.0.1"
     assert isinstance(service.getServiceNamed("ras").args[1], RasProtocol)
     assert isinstance(service.getServiceNamed("discovery").args[1], DiscoveryProtocol)
     service.add_permanent_endpoints()

@@ -34,9 +34,9 @@ class Endpoint:
     time_to_live: int | None = None       # granted, seconds; None: never expires
     permanent: bool = False
     source_address: Address | None = None  # where its RAS messages come from
-    active_calls: int = 0
-    connected_calls: int = 0
-    total_calls: int = 0
+    active_calls: int = 0                 # calls in progress
+    connected_calls: int = 0              # calls that were answered, ever
+    total_calls: int = 0                  # calls admitted, ever
     irq_polls: int = 0                    # IRQs sent since it went quiet
     almost_out_of_resources: bool = False
     expiry: int | None = field(default=None, repr=False)  # bucket second, registry-owned

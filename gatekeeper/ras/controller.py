@@ -555,8 +555,6 @@ class RasController:
             endpoint = self.registry.get(endpoint_id)
             if endpoint is not None:
                 endpoint.active_calls = max(0, endpoint.active_calls - 1)
-                if call.connected:
-                    endpoint.connected_calls = max(0, endpoint.connected_calls - 1)
         self.bus.publish(record)
         return record
 

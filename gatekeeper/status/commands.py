@@ -1,0 +1,295 @@
+"""Status-port commands: one function each, and the table of names and aliases.
+
+Names are case-insensitive; a unique prefix of a name or alias is accepted
+and an ambiguous one is an unknown command, as in GnuGk.  Arguments keep
+their case and are split on spaces and tabs.  Output formats follow the
+status-port document (the contract) and, where it is silent, GnuGk 5.15.
+
+This is the first part of the command set: listing, finding, tracing and
+leaving; the control commands (unregister, disconnect, routing, debug,
+reload, ...) join the same table.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import twisted
+
+import gatekeeper
+from gatekeeper.h225.ras import format_address, format_aliases, guid_dashed, guid_spaced
+from gatekeeper.status.formats import boolean, ip_port, rfc822
+
+if TYPE_CHECKING:
+    from gatekeeper.status.protocol import StatusFactory, StatusSession
+
+Run = Callable[["StatusFactory", "StatusSession", list[str]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    aliases: tuple[str, ...]
+    run: Run
+    summary: str
+
+
+TABLE: dict[str, Command] = {}       # every lower-case name and alias -> command
+COMMANDS: list[Command] = []
+
+
+def command(name: str, *aliases: str, summary: str = "") -> Callable[[Run], Run]:
+    def register(run: Run) -> Run:
+        entry = Command(name, aliases, run, summary)
+        COMMANDS.append(entry)
+        for key in (name, *aliases):
+            TABLE[key.lower()] = entry
+        return run
+    return register
+
+
+def lookup(word: str) -> Command | None:
+    """Exact name or alias, else the one command whose name or alias starts with it."""
+    key = word.lower()
+    if key in TABLE:
+        return TABLE[key]
+    matches = {entry.name for k, entry in TABLE.items() if k.startswith(key)}
+    if len(matches) == 1:
+        return next(e for e in COMMANDS if e.name in matches)
+    return None
+
+
+def run(factory: "StatusFactory", session: "StatusSession", line: str) -> None:
+    words = line.replace("\t", " ").split()
+    if not words:
+        return  # an empty line gets no output
+    entry = lookup(words[0])
+    if entry is None:
+        session.send_line(f"Error: Unknown command '{words[0]}'")
+        return
+    entry.run(factory, session, words[1:])
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def running_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{days} days {hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def startup_line(factory: "StatusFactory") -> str:
+    start = factory.start_time()
+    return f"Startup: {rfc822(start)}   Running: {running_time(factory.clock.seconds() - start)}"
+
+
+def version_lines(factory: "StatusFactory") -> list[str]:
+    return [
+        "Version:",
+        f"Gatekeeper(gatekeeper) Version({gatekeeper.__version__}) "
+        f"Python({platform.python_version()}) Twisted({twisted.__version__}) "
+        f"Sys({platform.system()} {platform.machine()} {platform.release()})",
+        startup_line(factory),
+        ";",
+    ]
+
+
+def rcf_line(endpoint) -> str:
+    signal = format_address(endpoint.signal_address) if endpoint.signal_address else ""
+    return (f"RCF|{signal}|{format_aliases(endpoint.aliases)}|{endpoint.endpoint_type}|"
+            f"{endpoint.endpoint_id}")
+
+
+def verbose_lines(endpoint) -> list[str]:
+    lines = [f"{rfc822(endpoint.registration_time)} C({endpoint.active_calls}/"
+             f"{endpoint.connected_calls}/{endpoint.total_calls}) <1>"]
+    if endpoint.endpoint_type == "gateway" and endpoint.prefixes:
+        lines.append("Prefixes: " + ",".join(endpoint.prefixes))
+    return lines
+
+
+def find_endpoint(factory: "StatusFactory", text: str):
+    """By alias, then by gateway prefix (what Find accepts)."""
+    registry = factory.gatekeeper.registry
+    endpoint = registry.find_alias(text)
+    if endpoint is None:
+        match = registry.longest_prefix(text)
+        if match is not None:
+            endpoint = match[0]
+    return endpoint
+
+
+# ---------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------
+
+
+@command("Help", "h", summary="list the commands")
+def help_(factory, session, args):
+    names = sorted(TABLE)
+    session.send_lines(["Commands:", *names, ";"])
+
+
+@command("Version", "v", summary="version and system information")
+def version(factory, session, args):
+    session.send_lines(version_lines(factory))
+
+
+@command("Statistics", "s", summary="endpoint and call statistics")
+def statistics(factory, session, args):
+    registry = factory.gatekeeper.registry
+    calls = factory.gatekeeper.calls
+    endpoints = list(registry)
+    gateways = sum(1 for e in endpoints if e.endpoint_type == "gateway")
+    active = sum(1 for c in calls if c.connected)
+    session.send_lines([
+        "-- Endpoint Statistics --",
+        f"Total Endpoints: {len(endpoints)} Terminals: {len(endpoints) - gateways} "
+        f"Gateways: {gateways} NATed: 0",
+        "Cached Endpoints: 0 Terminals: 0 Gateways: 0",
+        "-- Call Statistics --",
+        f"Current Calls: {len(calls)} Active: {active} From Neighbor: 0 From Parent: 0",
+        f"Total Calls: {calls.total} Successful: {calls.total_connected} From Neighbor: 0 "
+        f"From Parent: 0",
+        startup_line(factory).replace("   Running", " Running"),
+        ";",
+    ])
+
+
+@command("PrintAllRegistrations", "r", "?", "par", summary="list registered endpoints")
+def print_all_registrations(factory, session, args):
+    _registrations(factory, session, verbose=False)
+
+
+@command("PrintAllRegistrationsVerbose", "rv", "??", "parv",
+         summary="list registered endpoints with details")
+def print_all_registrations_verbose(factory, session, args):
+    _registrations(factory, session, verbose=True)
+
+
+def _registrations(factory, session, verbose: bool) -> None:
+    lines = ["AllRegistrations"]
+    count = 0
+    for endpoint in factory.gatekeeper.registry:
+        lines.append(rcf_line(endpoint))
+        if verbose:
+            lines.extend(verbose_lines(endpoint))
+        count += 1
+    lines += [f"Number of Endpoints: {count}", ";"]
+    session.send_lines(lines)
+
+
+@command("PrintCurrentCalls", "c", "!", "pcc", summary="list calls in progress")
+def print_current_calls(factory, session, args):
+    _calls(factory, session, verbose=False)
+
+
+@command("PrintCurrentCallsVerbose", "cv", "!!", "pccv", summary="list calls with details")
+def print_current_calls_verbose(factory, session, args):
+    _calls(factory, session, verbose=True)
+
+
+def _calls(factory, session, verbose: bool) -> None:
+    now = factory.clock.seconds()
+    lines = ["CurrentCalls"]
+    count = active = 0
+    for call in factory.gatekeeper.calls:
+        count += 1
+        active += call.connected
+        duration = int(now - call.connect_time) if call.connect_time is not None else 0
+        lines.append(f"Call No. {call.number} | CallID {guid_spaced(call.call_id)} | "
+                     f"{duration} | 0")
+        lines.append(f"Dial {format_aliases(call.destination_info)}")
+        media = "Proxy" if call.routed else "Direct"
+        lines.append(
+            f"ACF|{ip_port(call.caller_signal_address)}|{call.caller_endpoint_id}|"
+            f"{call.caller_crv}|{format_aliases(call.destination_info)}|"
+            f"{format_aliases(call.source_info)}|false|{guid_dashed(call.call_id)}|{media};")
+        if call.callee_endpoint_id:
+            lines.append(
+                f"ACF|{ip_port(call.callee_signal_address)}|{call.callee_endpoint_id}|"
+                f"{call.callee_crv if call.callee_crv is not None else call.caller_crv}|"
+                f"{format_aliases(call.destination_info)}|{format_aliases(call.source_info)}|"
+                f"{boolean(True)}|{guid_dashed(call.call_id)}|{media};")
+        if verbose:
+            connected = rfc822(call.connect_time) if call.connect_time is not None else "unconnected"
+            lines.append(f"# {format_aliases(call.source_info)}|"
+                         f"{format_aliases(call.destination_info)}|{call.bandwidth}|"
+                         f"{connected} <1>")
+    lines += [f"Number of Calls: {count} Active: {active} From Neighbor: 0 From Parent: 0 "
+              f"Proxied: 0", ";"]
+    session.send_lines(lines)
+
+
+@command("Find", "f", summary="find an endpoint by alias or prefix")
+def find(factory, session, args):
+    _find(factory, session, args, verbose=False)
+
+
+@command("FindVerbose", "fv", summary="find an endpoint by alias or prefix, with details")
+def find_verbose(factory, session, args):
+    _find(factory, session, args, verbose=True)
+
+
+def _find(factory, session, args, verbose: bool) -> None:
+    if len(args) != 1:
+        session.send_line(f"Syntax Error: {'FindVerbose' if verbose else 'Find'} ALIAS")
+        return
+    endpoint = find_endpoint(factory, args[0])
+    if endpoint is None:
+        session.send_line(f"SoftPBX: alias {args[0]} not found!")
+        return
+    lines = [rcf_line(endpoint)]
+    if verbose:
+        lines.extend(verbose_lines(endpoint))
+    lines.append(";")
+    session.send_lines(lines)
+
+
+@command("Trace", summary="set this session's output trace level: 0|1|2|min|max")
+def trace(factory, session, args):
+    if args:
+        word = args[0].lower()
+        levels = {"min": 0, "max": 2, "0": 0, "1": 1, "2": 2}
+        if word in levels:
+            session.trace_level = levels[word]
+        elif word.lstrip("-").isdigit():
+            session.send_line('Syntax Error: trace 0|1|2|"min"|"max"')
+            return
+        else:
+            session.trace_level = 0   # GnuGk reads a non-number as 0
+    session.send_line(f"Output trace level is {session.trace_level}")
+
+
+@command("Who", summary="list the status port's sessions")
+def who(factory, session, args):
+    lines = []
+    for other in factory.sessions:
+        host = other.transport.getHost()
+        lines.append(f"  {other.number}\t{other.peer}=>{host.host}:{host.port}\t{other.user}")
+    lines.append(";")
+    session.send_lines(lines)
+
+
+@command("Yell", summary="send a message to every session")
+def yell(factory, session, args):
+    host = session.transport.getHost()
+    factory.broadcast(f"  {session.number}\t{session.peer}=>{host.host}:{host.port}\t"
+                      f"{session.user}: {' '.join(args)}")
+
+
+@command("Exit", "q", "quit", summary="leave the status port")
+def exit_(factory, session, args):
+    session.close()
+
+
+def python_version() -> str:
+    return sys.version.split()[0]

@@ -1,0 +1,188 @@
+"""The status port: one telnet-friendly session per client, and their factory.
+
+The factory subscribes to the event bus and hands each event's GnuGk line to
+every logged-in session whose trace level shows it.  A session reads lines
+(:mod:`gatekeeper.status.telnet`), runs commands
+(:mod:`gatekeeper.status.commands`) and writes CRLF-terminated lines.
+
+Output to a client that stops reading is bounded: the transport tells the
+session (as its producer) when its buffer is full; the session then keeps at
+most ``max_output`` bytes of its own and drops the client, with a log line,
+past that.  Nothing else waits on a slow client.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable
+
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from gatekeeper.status import telnet
+from gatekeeper.status.formats import format_event
+
+
+@implementer(IPushProducer)
+class StatusSession(Protocol):
+    """One status-port client."""
+
+    log = Logger()
+
+    def __init__(self, factory: "StatusFactory") -> None:
+        self.factory = factory
+        self.reader = telnet.LineReader(factory.max_line)
+        self.trace_level = factory.default_trace_level
+        self.logged_in = False
+        self.user = ""
+        self.peer = ""
+        self.number = 0
+        self._paused = False
+        self._held: deque[bytes] = deque()
+        self._held_size = 0
+        self._closing = False
+
+    # -- connection ------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peer = f"{peer.host}:{peer.port}"
+        self.transport.registerProducer(self, True)
+        self.factory.sessions.append(self)
+        self.number = self.factory.next_number()
+        self.write_raw(telnet.GREETING)
+        if len(self.factory.sessions) > self.factory.max_clients:
+            self.send_line("Access forbidden! Too many status clients.")
+            self.close()
+            return
+        self.logged_in = True
+        self.factory.banner(self)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self in self.factory.sessions:
+            self.factory.sessions.remove(self)
+        self._held.clear()
+        self._held_size = 0
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            for item in self.reader.feed(data):
+                if self._closing:
+                    return
+                self._handle(item)
+        except Exception:
+            self.log.failure("status session {peer} failed on its input", peer=self.peer)
+            self.send_line("Error: internal error")
+
+    def _handle(self, item: object) -> None:
+        if isinstance(item, telnet.Line):
+            if self.logged_in:
+                self.factory.run_command(self, item.text)
+        elif isinstance(item, telnet.Interrupt):
+            self.close()
+        elif isinstance(item, telnet.TooLong):
+            self.send_line(f"Error: line too long ({item.length} bytes, at most "
+                           f"{self.reader.max_line})")
+
+    def close(self) -> None:
+        self._closing = True
+        self.transport.loseConnection()
+
+    # -- output ----------------------------------------------------------
+
+    def send_line(self, text: str) -> None:
+        self.write_raw(text.encode("utf-8", "replace") + b"\r\n")
+
+    def send_lines(self, lines: list[str]) -> None:
+        if lines:
+            self.write_raw(("\r\n".join(lines) + "\r\n").encode("utf-8", "replace"))
+
+    def write_raw(self, data: bytes) -> None:
+        if self._closing and not data:
+            return
+        if not self._paused:
+            self.transport.write(data)
+            return
+        self._held.append(data)
+        self._held_size += len(data)
+        if self._held_size > self.factory.max_output:
+            self.log.warn("status client {peer} is not reading: {size} bytes held, dropped",
+                          peer=self.peer, size=self._held_size)
+            self._held.clear()
+            self._held_size = 0
+            self._closing = True
+            self.transport.abortConnection()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        while self._held and not self._paused:
+            data = self._held.popleft()
+            self._held_size -= len(data)
+            self.transport.write(data)
+
+    def stopProducing(self) -> None:
+        self._held.clear()
+        self._held_size = 0
+
+
+class StatusFactory(ServerFactory):
+    """All status sessions, fed from the event bus."""
+
+    log = Logger()
+
+    def __init__(self, gatekeeper: Any, clock: IReactorTime, default_trace_level: int = 2,
+                 max_clients: int = 20, max_line: int = 8192,
+                 max_output: int = 4 * 1024 * 1024) -> None:
+        self.gatekeeper = gatekeeper
+        self.clock = clock
+        self.default_trace_level = default_trace_level
+        self.max_clients = max_clients
+        self.max_line = max_line
+        self.max_output = max_output
+        self.sessions: list[StatusSession] = []
+        self._number = 0
+        from gatekeeper.status import commands  # the table refers back to sessions
+        self.commands = commands
+
+    def buildProtocol(self, addr: Any) -> StatusSession:
+        return StatusSession(self)
+
+    def next_number(self) -> int:
+        self._number += 1
+        return self._number
+
+    # -- events ----------------------------------------------------------
+
+    def __call__(self, event: object) -> None:
+        """Bus observer: one line to every session whose level shows it."""
+        level = getattr(event, "trace_level", 2)
+        line = None
+        for session in list(self.sessions):
+            if session.logged_in and session.trace_level >= level:
+                if line is None:
+                    line = format_event(event)
+                    if line is None:
+                        return
+                session.send_line(line)
+
+    def broadcast(self, text: str) -> None:
+        """A line every logged-in session gets, whatever its level."""
+        for session in list(self.sessions):
+            if session.logged_in:
+                session.send_line(text)
+
+    # -- commands --------------------------------------------------------
+
+    def banner(self, session: StatusSession) -> None:
+        session.send_lines(self.commands.version_lines(self))
+
+    def run_command(self, session: StatusSession, line: str) -> None:
+        self.commands.run(self, session, line)
+
+    def start_time(self) -> float:
+        return getattr(self.gatekeeper, "start_time", 0.0)

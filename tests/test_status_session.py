@@ -1,0 +1,148 @@
+"""Status sessions over StringTransport: greeting, commands, events by trace level."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from gatekeeper import events as ev
+from gatekeeper.h225.ras import h323_id
+from gatekeeper.ras.controller import RasSettings
+from gatekeeper.service import GatekeeperService, ListenSettings
+from gatekeeper.status.telnet import GREETING
+from gatekeeper.testing import FakeDatagramTransport, FakeEndpoint
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+class Client:
+    def __init__(self, factory, port=40000):
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port),
+                                         hostAddress=IPv4Address("TCP", "127.0.0.1", 7000))
+        self.session = factory.buildProtocol(None)
+        self.session.makeConnection(self.transport)
+
+    def take(self) -> bytes:
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def say(self, line: bytes) -> bytes:
+        self.take()
+        self.session.dataReceived(line)
+        return self.take()
+
+
+@pytest.fixture
+def gk():
+    clock = Clock()
+    clock.advance(1_795_702_393)   # Thu, 26 Nov 2026 14:13:13 GMT
+    service = GatekeeperService(RasSettings(gatekeeper_id="GK"), ListenSettings(), clock)
+    service.start_time = clock.seconds()
+    service.ras_protocol.transport = FakeDatagramTransport()
+    service.ras_protocol.startProtocol()
+    return service
+
+
+def register(gk, endpoint):
+    gk.ras_protocol.datagramReceived(endpoint.rrq(), endpoint.ras_address)
+    data, _ = gk.ras_protocol.transport.take()[0]
+    endpoint.read(data)
+
+
+def test_connect_sends_the_telnet_greeting_then_the_version_banner(gk):
+    client = Client(gk.status)
+    data = client.take()
+    assert data.startswith(GREETING + b"Version:\r\nGatekeeper(gatekeeper) Version(")
+    assert data.endswith(b"Startup: Thu, 26 Nov 2026 14:13:13 GMT   Running: 0 days 00:00:00\r\n;\r\n")
+
+
+def test_unknown_command_and_empty_line(gk):
+    client = Client(gk.status)
+    assert client.say(b"foobar\r\n") == b"Error: Unknown command 'foobar'\r\n"
+    assert client.say(b"\r\n") == b""
+    assert client.say(b"print\n") == b"Error: Unknown command 'print'\r\n"   # ambiguous
+
+
+def test_registrations_listing_matches_the_seed_format(gk):
+    client = Client(gk.status)
+    assert client.say(b"r\r\n") == b"AllRegistrations\r\nNumber of Endpoints: 0\r\n;\r\n"
+    register(gk, FakeEndpoint(["800:dialedDigits", "Wei"], ("10.1.1.10", 1720), ("10.1.1.10", 1719)))
+    endpoint_id = gk.registry.find_alias("Wei").endpoint_id
+    expected = (f"AllRegistrations\r\nRCF|10.1.1.10:1720|800:dialedDigits=Wei:h323_ID|terminal|"
+                f"{endpoint_id}\r\nNumber of Endpoints: 1\r\n;\r\n").encode()
+    for command in (b"r\r\n", b"?\n", b"PrintAllRegistrations\r", b"PRINTALLREGISTRATIONS\n",
+                    b"par\n"):
+        assert client.say(command) == expected
+    # an ambiguous prefix is an unknown command, as in GnuGk
+    assert client.say(b"printallreg\r") == b"Error: Unknown command 'printallreg'\r\n"
+    verbose = client.say(b"rv\n").decode()
+    assert "Thu, 26 Nov 2026 14:13:13 GMT C(0/0/0) <1>\r\n" in verbose
+
+
+def test_find_and_not_found(gk):
+    client = Client(gk.status)
+    register(gk, FakeEndpoint(["800:dialedDigits", "Wei"], ("10.1.1.10", 1720), ("10.1.1.10", 1719)))
+    reply = client.say(b"f 800\r\n").decode()
+    assert reply.startswith("RCF|10.1.1.10:1720|800:dialedDigits=Wei:h323_ID|terminal|")
+    assert reply.endswith("\r\n;\r\n")
+    assert client.say(b"f 801\r\n") == b"SoftPBX: alias 801 not found!\r\n"
+    assert client.say(b"find\r\n") == b"Syntax Error: Find ALIAS\r\n"
+
+
+def test_trace_levels_filter_events(gk):
+    level0, level1, level2 = Client(gk.status, 1), Client(gk.status, 2), Client(gk.status, 3)
+    assert level0.say(b"trace 0\r\n") == b"Output trace level is 0\r\n"
+    assert level1.say(b"trace 1\r\n") == b"Output trace level is 1\r\n"
+    assert level2.say(b"trace max\r\n") == b"Output trace level is 2\r\n"
+    gk.bus.publish(ev.GatekeeperConfirmed(("127.0.0.1", 5), (h323_id("bob"),), "terminal"))
+    record = ev.CallDetailRecord(1, bytes(16), bytes(16), 0.0, None, 10.0, None, "a", None, "b",
+                                 (), (), "GK")
+    gk.bus.publish(record)
+    assert level0.take() == b""
+    assert level1.take().startswith(b"CDR|1|")
+    both = level2.take()
+    assert both.startswith(b"GCF|127.0.0.1|bob|terminal;\r\nCDR|1|")
+    assert client_trace_errors(level2) == b'Syntax Error: trace 0|1|2|"min"|"max"\r\n'
+
+
+def client_trace_errors(client):
+    return client.say(b"trace 3\r\n")
+
+
+def test_ctrl_d_and_exit_close_the_session(gk):
+    client = Client(gk.status)
+    client.say(b"\x04")
+    assert client.transport.disconnecting
+    other = Client(gk.status)
+    other.say(b"exit\r\n")
+    assert other.transport.disconnecting
+
+
+def test_pipelined_commands_each_answer_in_order(gk):
+    client = Client(gk.status)
+    reply = client.say(b"version\nstatistics\nfoo\n").decode()
+    assert reply.index("Version:") < reply.index("-- Endpoint Statistics --") < reply.index(
+        "Error: Unknown command 'foo'")
+
+
+def test_a_client_that_stops_reading_is_dropped_and_others_go_on(gk):
+    slow, fine = Client(gk.status, 1), Client(gk.status, 2)
+    slow.session.pauseProducing()        # the transport's buffer is full
+    gk.status.max_output = 10_000
+    for _ in range(1000):
+        gk.bus.publish(ev.GatekeeperConfirmed(("127.0.0.1", 5), (h323_id("bob"),), "terminal"))
+    assert slow.transport.disconnecting
+    assert slow.session._held_size == 0
+    assert fine.take().count(b"GCF|") == 1000
