@@ -19,9 +19,16 @@ def compiled(type_name: str):
     return codec.specification().types[type_name]._type
 
 
-def _string(node, rng: random.Random, full: bool) -> str:
+_ALPHABETS: dict[int, list[str]] = {}
+
+
+def _characters(node) -> list[str]:
+    """The characters a string type may hold (kept readable), cached per type."""
+    cached = _ALPHABETS.get(id(node))
+    if cached is not None:
+        return cached
     alphabet = node.permitted_alphabet
-    if alphabet is not None and hasattr(alphabet, "decode_map"):
+    if alphabet is not None and hasattr(alphabet, "encode_map"):
         chars = [chr(c) for c in sorted(alphabet.encode_map)]
         if len(chars) > 200:  # the whole default alphabet: keep it readable
             chars = [c for c in chars if c.isalnum() or c in " -_@."][:80]
@@ -31,6 +38,12 @@ def _string(node, rng: random.Random, full: bool) -> str:
         chars = list("abcXYZ 0123-")
     else:
         chars = list("abcXYZ0123-_@.")
+    _ALPHABETS[id(node)] = chars
+    return chars
+
+
+def _string(node, rng: random.Random, full: bool) -> str:
+    chars = _characters(node)
     length = _size(node, rng, full, default=6)
     return "".join(rng.choice(chars) for _ in range(length))
 

@@ -800,7 +800,7 @@ def urj(seq: int, reason: str, value: Any = None) -> tuple:
 
 def urq(seq: int, call_signal_addresses: Sequence[Address], endpoint_id: str,
         gatekeeper_id: str | None, reason: str | None = None,
-        aliases: Sequence[Alias] | None = None) -> tuple:
+        aliases: Sequence[Alias] | None = None, value: Any = None) -> tuple:
     fields: dict = {
         "requestSeqNum": seq,
         "callSignalAddress": [transport_to_asn(a) for a in call_signal_addresses],
@@ -810,7 +810,7 @@ def urq(seq: int, call_signal_addresses: Sequence[Address], endpoint_id: str,
         fields["endpointAlias"] = aliases_to_asn(aliases)
     _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
     if reason is not None:
-        fields["reason"] = _reason("unregistrationRequest", reason)
+        fields["reason"] = _reason("unregistrationRequest", reason, value)
     return ("unregistrationRequest", fields)
 
 
