@@ -9,7 +9,7 @@ endpoint answers.  Every confirm and reject is published on the event bus.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -114,17 +114,22 @@ NOT_FOR_US = (
 
 
 def usable_address(address: Address | None) -> bool:
-    """An address an endpoint can really be reached at."""
+    """An address an endpoint can really be reached at (not 0.0.0.0, not
+    multicast, a real port)."""
     if address is None:
         return False
     host, port = address
     if not 0 < port <= 65535:
         return False
     try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not (ip.is_unspecified or ip.is_multicast)
+        octets = socket.inet_pton(socket.AF_INET, host)
+    except (OSError, TypeError):
+        try:
+            octets = socket.inet_pton(socket.AF_INET6, host)
+        except (OSError, TypeError):
+            return False
+        return octets != bytes(16) and octets[0] != 0xFF
+    return octets != b"\0\0\0\0" and not 224 <= octets[0] <= 239
 
 
 class RasController:
