@@ -5,8 +5,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+from twisted.logger import globalLogPublisher
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if "GATEKEEPER_CACHE_DIR" not in os.environ:
     os.environ["GATEKEEPER_CACHE_DIR"] = os.path.join(
         tempfile.gettempdir(), f"gatekeeper-test-cache-{os.getuid()}")
+
+
+@pytest.fixture
+def logged():
+    """Every event logged through twisted.logger while the test runs."""
+    events: list[dict] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        yield events
+    finally:
+        globalLogPublisher.removeObserver(events.append)

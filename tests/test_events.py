@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from gatekeeper.events import (
     CallDetailRecord,
@@ -15,17 +15,6 @@ from gatekeeper.events import (
 )
 from gatekeeper.h225.ras import h323_id
 from gatekeeper.interfaces import IEventBus
-
-
-@pytest.fixture
-def logged():
-    """Every event logged through twisted.logger while the test runs."""
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield events
-    finally:
-        globalLogPublisher.removeObserver(events.append)
 
 
 def failures_logged(events: list[dict]) -> list[dict]:

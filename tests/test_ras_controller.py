@@ -8,7 +8,7 @@ import random
 
 import pytest
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 
 from gatekeeper import events as ev
 from gatekeeper.core.registry import Endpoint, Registry
@@ -110,17 +110,6 @@ def encode(message: tuple) -> bytes:
 @pytest.fixture
 def gk() -> Gatekeeper:
     return Gatekeeper()
-
-
-@pytest.fixture
-def logged():
-    """Every event logged through twisted.logger while the test runs."""
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield events
-    finally:
-        globalLogPublisher.removeObserver(events.append)
 
 
 def from_module(events: list[dict], module) -> list[dict]:
