@@ -39,6 +39,15 @@ or answered, never mistaken for a known alternative.
 Every failure surfaces as :class:`gatekeeper.errors.DecodeError` or
 :class:`gatekeeper.errors.EncodeError`; nothing above this module sees
 asn1tools.
+
+Speed
+-----
+At run time the compiled tree does not use asn1tools' own (slow) PER runtime:
+``fastper`` swaps in subclasses of the classes above (and of asn1tools'
+others) with their own Decoder/Encoder, and checks types and constraints
+inline while encoding (A4, one pass instead of three).  asn1tools remains the
+compiler.  See ``fastper``'s docstring; ``tests/test_fastper.py`` checks it
+against plain asn1tools with these fixes, byte for byte.
 """
 
 from __future__ import annotations
@@ -47,12 +56,36 @@ import hashlib
 import os
 import pickle
 import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import asn1tools
-from asn1tools.codecs import per as _per
+
+def _import_asn1tools() -> Any:
+    """``import asn1tools``, without the ~0.12 s of prompt_toolkit.
+
+    asn1tools/__init__.py imports prompt_toolkit, when installed, only for its
+    interactive ``asn1tools shell`` command, which we never use; it falls back
+    cleanly when the import fails.  A None entry in sys.modules makes that
+    import fail; the entry is removed again at once, so anyone else can still
+    import prompt_toolkit.  (asn1tools' own shell would then be unavailable in
+    this process; nothing here uses it.)
+    """
+    if "asn1tools" in sys.modules or "prompt_toolkit" in sys.modules:
+        import asn1tools
+        return asn1tools
+    sys.modules["prompt_toolkit"] = None  # type: ignore[assignment]
+    try:
+        import asn1tools
+    finally:
+        if sys.modules.get("prompt_toolkit", 0) is None:
+            del sys.modules["prompt_toolkit"]
+    return asn1tools
+
+
+asn1tools = _import_asn1tools()
+from asn1tools.codecs import per as _per  # noqa: E402
 
 from gatekeeper.errors import DecodeError, EncodeError
 
@@ -76,10 +109,15 @@ UNKNOWN_ALTERNATIVE_PREFIX = "?extension-"
 
 # Bump when the compatibility classes below change in a way that alters the
 # compiled (pickled) form, so stale caches are not reused.
-_LAYER_VERSION = "2"
+_LAYER_VERSION = "3"  # 3: fastper's classes and layouts, no checker trees
+
+# The pickle holds instances of classes defined here and in fastper, with
+# attributes computed by them: their source is part of the cache key too, so
+# that editing either never loads a stale layout.
+_LAYER_SOURCES = (Path(__file__).resolve(), Path(__file__).resolve().parent / "fastper.py")
 
 # Largest input we try to decode.  A RAS datagram is far smaller; the cap
-# keeps asn1tools' bit-string decoder from doing unbounded work on garbage.
+# keeps the decoder from doing unbounded work on garbage.
 MAX_MESSAGE_SIZE = 65535
 
 
@@ -306,7 +344,7 @@ def _install_fixes(spec: Any) -> None:
 def _sources_digest() -> str:
     digest = hashlib.sha256()
     digest.update(f"asn1tools={asn1tools.__version__};layer={_LAYER_VERSION}".encode())
-    for path in ASN1_FILES:
+    for path in _LAYER_SOURCES + tuple(ASN1_FILES):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:20]
@@ -345,6 +383,7 @@ def _safe_dir(path: Path) -> bool:
 def _compile() -> Any:
     spec = asn1tools.compile_files([str(p) for p in ASN1_FILES], "per")
     _install_fixes(spec)
+    fastper.install(spec)  # the fast runtime classes, on top of the fixes
     return spec
 
 
@@ -415,7 +454,7 @@ def decode(type_name: str, data: bytes) -> Any:
     if len(data) > MAX_MESSAGE_SIZE:
         raise DecodeError(f"message of {len(data)} bytes is too large")
     try:
-        return spec.decode(type_name, bytes(data))
+        return fastper.decode(spec.types[type_name], data)
     except KeyError as error:
         if type_name not in spec.types:
             raise DecodeError(f"unknown ASN.1 type {type_name}") from None
@@ -434,7 +473,9 @@ def encode(type_name: str, value: Any) -> bytes:
     if type_name not in spec.types:
         raise EncodeError(f"unknown ASN.1 type {type_name}")
     try:
-        return bytes(spec.encode(type_name, value, check_types=True, check_constraints=True))
+        # fastper's encoders check types and constraints as they write (A4),
+        # including around an unknown alternative relayed as raw bytes.
+        return fastper.encode(spec.types[type_name], value)
     except Exception as error:
         raise EncodeError(_short_reason(error), kind) from None
 
@@ -485,3 +526,7 @@ def null_alternatives(type_name: str) -> frozenset[str]:
     members = list(node.root_index_to_member.values())
     members += list((node.additions_index_to_member or {}).values())
     return frozenset(m.name for m in members if isinstance(m, _per.Null))
+
+
+# At the end: fastper subclasses the classes defined above.
+from gatekeeper.h225 import fastper  # noqa: E402

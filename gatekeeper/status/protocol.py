@@ -100,8 +100,8 @@ class StatusSession(Protocol):
             self.write_raw(("\r\n".join(lines) + "\r\n").encode("utf-8", "replace"))
 
     def write_raw(self, data: bytes) -> None:
-        if self._closing and not data:
-            return
+        if self._closing:
+            return  # leaving: nothing more is owed to this client
         if not self._paused:
             self.transport.write(data)
             return
@@ -113,6 +113,8 @@ class StatusSession(Protocol):
             self._held.clear()
             self._held_size = 0
             self._closing = True
+            if self in self.factory.sessions:
+                self.factory.sessions.remove(self)
             self.transport.abortConnection()
 
     def pauseProducing(self) -> None:
