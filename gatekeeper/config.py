@@ -99,6 +99,7 @@ class Config:
     gateway_prefixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     permanent_endpoints: tuple[PermanentEndpoint, ...] = ()
     irq_poll_count: int = 1
+    require_discovery: bool = False
     warnings: tuple[str, ...] = ()
 
 
@@ -202,14 +203,21 @@ def parse(ini: IniFile) -> Config:
 
     section = "RasSrv::RRQFeatures"
     irq_poll_count = 1
+    require_discovery = False
     for key, value in ini.items(section):
-        if key.lower() == "irqpollcount":
+        lowered = key.lower()
+        if lowered == "irqpollcount":
             irq_poll_count = _int(path, section, key, value, 0, 100)
+        elif lowered == "requirediscovery":   # ours, not GnuGk's
+            require_discovery = _bool(path, section, key, value)
+        else:
+            warnings.append(f"{path}: [{section}] {key}: unknown key, ignored")
 
     for name in ini.sections:
         if name not in _KNOWN_SECTIONS:
             warnings.append(f"{path}: [{name}]: section not supported, ignored")
-    return Config(path, main, gateway_prefixes, tuple(permanent), irq_poll_count, tuple(warnings))
+    return Config(path, main, gateway_prefixes, tuple(permanent), irq_poll_count,
+                  require_discovery, tuple(warnings))
 
 
 def _fields(settings: MainSettings) -> dict[str, object]:

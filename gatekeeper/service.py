@@ -52,9 +52,11 @@ class GatekeeperService(service.MultiService):
         self.ras_server.setServiceParent(self)
         if listen.discovery_port:
             discovery = DiscoveryProtocol(self.ras_protocol, listen.interface)
+            # Bound to every address: a socket bound to one unicast address
+            # never sees datagrams sent to the group. The group is joined on
+            # the configured interface (DiscoveryProtocol.startProtocol).
             self.discovery_server = internet.MulticastServer(
-                listen.discovery_port, discovery, interface=listen.interface or "",
-                listenMultiple=True)
+                listen.discovery_port, discovery, interface="", listenMultiple=True)
             self.discovery_server.setName("discovery")
             self.discovery_server.setServiceParent(self)
         self.start_time = clock.seconds()

@@ -70,6 +70,7 @@ def make_settings(options: Options) -> tuple[RasSettings, ListenSettings]:
         total_bandwidth=bandwidth or None,
         endpoint_id_suffix=main.endpoint_id_suffix,
         irq_poll_count=options.config.irq_poll_count,
+        require_discovery=options.config.require_discovery,
     )
     listen = ListenSettings(interface=_pick(options["interface"], main.home),
                             ras_port=_pick(options["ras-port"], main.ras_port),

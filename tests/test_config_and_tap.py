@@ -31,6 +31,7 @@ GW1=02,03:=5,!04
 
 [RasSrv::RRQFeatures]
 IRQPollCount=3
+RequireDiscovery=1
 
 [SomeFutureSection]
 Key=1
@@ -52,7 +53,7 @@ def test_gnugk_file_parses_into_typed_settings():
     assert second.signal_address == ("10.0.1.10", 1721)
     assert second.aliases == (ras.dialled_digits("700"), ras.h323_id("bob"))
     assert second.endpoint_type == "terminal"
-    assert parsed.irq_poll_count == 3
+    assert parsed.irq_poll_count == 3 and parsed.require_discovery is True
 
 
 def test_unknown_sections_and_keys_are_warnings_not_errors():
@@ -107,6 +108,7 @@ def test_command_line_wins_over_the_file(tmp_path):
     settings, listen = tap.make_settings(options)
     assert settings.gatekeeper_id == "CliGK" and settings.time_to_live == 600
     assert settings.total_bandwidth == 100000 and settings.irq_poll_count == 3
+    assert settings.require_discovery is True
     assert (listen.interface, listen.ras_port, listen.discovery_port) == ("127.0.0.1", 21719, 0)
 
 
@@ -138,3 +140,12 @@ def test_service_tree_has_ras_and_discovery_and_permanent_endpoints(tmp_path):
     assert service.registry.longest_prefix("0091234")[0] is citron
     assert service.registry.find_alias("700").signal_address == ("10.0.1.10", 1721)
     assert service.registry.configured_prefixes == {"GW1": ("02", "03")}
+
+
+def test_the_sample_file_loads_without_warnings():
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "etc" / "gatekeeper.ini"
+    parsed = config.load(sample)
+    assert parsed.warnings == ()
+    assert parsed.main == config.MainSettings()

@@ -48,7 +48,8 @@ def vector(name: str, endpoint: Endpoint | None = None, gk_name: str | None = No
 def gatekeeper(tmp_path):
     port = free_port()
     process = GatekeeperProcess(tmp_path, "--name", "TestGK", "--interface", "127.0.0.1",
-                                "--ras-port", str(port), "--discovery-port", "0", "--ttl", "300")
+                                "--ras-port", str(port), "--discovery-port", "0", "--ttl", "300",
+                                "--status-port", "0")
     with process:
         yield port, process
 
@@ -126,3 +127,27 @@ def test_garbage_does_not_stop_the_next_registration(gatekeeper):
         assert "malformed RAS datagram" in process.log()
     finally:
         alice.close()
+
+
+def test_grq_multicast_to_224_0_1_41_is_answered_by_unicast(tmp_path):
+    from gatekeeper.testing import FakeEndpoint
+
+    ras_port, discovery_port = free_port(), free_port()
+    with GatekeeperProcess(tmp_path, "--name", "McastGK", "--interface", "127.0.0.1",
+                           "--ras-port", str(ras_port), "--discovery-port", str(discovery_port),
+                           "--status-port", "0"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(5)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+            endpoint = FakeEndpoint(["mc"], ("127.0.0.1", 1720), sock.getsockname())
+            sock.sendto(endpoint.grq(), ("224.0.1.41", discovery_port))
+            data, sender = sock.recvfrom(65535)
+        finally:
+            sock.close()
+    kind, gcf = codec.decode_ras(data)
+    assert kind == "gatekeeperConfirm" and gcf["gatekeeperIdentifier"] == "McastGK"
+    assert sender == ("127.0.0.1", ras_port)   # the answer comes from the RAS socket
+    assert ras.transport_from_asn(gcf["rasAddress"]) == ("127.0.0.1", ras_port)
