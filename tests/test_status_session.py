@@ -146,3 +146,88 @@ def test_a_client_that_stops_reading_is_dropped_and_others_go_on(gk):
     assert slow.transport.disconnecting
     assert slow.session._held_size == 0
     assert fine.take().count(b"GCF|") == 1000
+
+
+def call_between(gk, caller, callee):
+    gk.ras_protocol.datagramReceived(caller.arq([callee.aliases[-1]]), caller.ras_address)
+    caller.read(gk.ras_protocol.transport.take()[0][0])
+    call_id = list(caller.calls)[-1]
+    gk.ras_protocol.datagramReceived(callee.arq(answer_call=True, call_id=call_id),
+                                     callee.ras_address)
+    callee.read(gk.ras_protocol.transport.take()[0][0])
+    return call_id
+
+
+def test_unregister_alias_sends_urq_and_tells_every_session(gk):
+    issuer, observer = Client(gk.status, 1), Client(gk.status, 2)
+    observer.say(b"trace 0\r\n")
+    bob = FakeEndpoint(["601", "bob"], ("10.0.1.31", 1720), ("10.0.1.31", 1032))
+    register(gk, bob)
+    endpoint_id = bob.endpoint_id
+    issuer.take()
+    reply = issuer.say(b"UnregisterAlias 601\r\n").decode()
+    assert reply == (f"URQ|10.0.1.31:1032|{endpoint_id}|maintenance;\r\n"
+                     "SoftPBX: Endpoint 601 unregistered!\r\n")
+    assert observer.take() == b"SoftPBX: Endpoint 601 unregistered!\r\n"
+    assert gk.registry.find_alias("601") is None
+    sent = gk.ras_protocol.transport.take()
+    assert [bob.answer(data) is not None for data, _ in sent] == [True]
+    assert issuer.say(b"ua 601\r\n") == b"Alias 601 not found!\r\n"
+    assert issuer.say(b"ua\r\n") == b"Syntax Error: UnregisterAlias ALIAS\r\n"
+
+
+def test_unregister_ip_with_and_without_port(gk):
+    client = Client(gk.status)
+    register(gk, FakeEndpoint(["601"], ("10.0.1.31", 1720), ("10.0.1.31", 1032)))
+    register(gk, FakeEndpoint(["602"], ("10.0.1.32", 1720), ("10.0.1.32", 1032)))
+    assert client.say(b"uip 10.0.1.31:1720\r\n").endswith(
+        b"SoftPBX: Endpoint 10.0.1.31:1720 unregistered!\r\n")
+    assert client.say(b"uip 10.0.1.32\r\n").endswith(b"SoftPBX: Endpoint 10.0.1.32 unregistered!\r\n")
+    assert len(gk.registry) == 0
+    assert client.say(b"uip 10.0.1.99\r\n") == b"IP 10.0.1.99 not found!\r\n"
+
+
+def test_unregister_all_endpoints(gk):
+    client = Client(gk.status)
+    for n in range(3):
+        register(gk, FakeEndpoint([f"60{n}"], (f"10.0.1.{n + 1}", 1720), (f"10.0.1.{n + 1}", 1719)))
+    reply = client.say(b"uae\r\n").decode()
+    assert reply.count("URQ|") == 3 and reply.endswith("Done\r\n;\r\n")
+    assert len(gk.registry) == 0
+
+
+def test_disconnect_call_sends_drq_to_both_and_prints_the_cdr(gk):
+    client = Client(gk.status)
+    alice = FakeEndpoint(["alice"], ("10.0.0.1", 1720), ("10.0.0.1", 1719))
+    bob = FakeEndpoint(["bob"], ("10.0.0.2", 1720), ("10.0.0.2", 1719))
+    register(gk, alice)
+    register(gk, bob)
+    call_between(gk, alice, bob)
+    number = next(iter(gk.calls)).number
+    reply = client.say(f"dc {number}\r\n".encode()).decode()
+    assert reply.index(f"CDR|{number}|") < reply.index(f"Call number {number} disconnected.")
+    assert len(gk.calls) == 0
+    drqs = [addr for data, addr in gk.ras_protocol.transport.take()]
+    assert sorted(drqs) == [alice.ras_address, bob.ras_address]
+    assert client.say(f"dc {number}\r\n".encode()) == f"Can't find call number {number}\r\n".encode()
+    assert client.say(b"dc\r\n") == b"Syntax Error: DisconnectCall CALL_NUMBER [CALL_NUMBER...]\r\n"
+
+
+def test_disconnect_alias_ip_and_clear_calls(gk):
+    client = Client(gk.status)
+    client.say(b"trace 0\r\n")
+    alice = FakeEndpoint(["alice"], ("10.0.0.1", 1720), ("10.0.0.1", 1719))
+    bob = FakeEndpoint(["bob"], ("10.0.0.2", 1720), ("10.0.0.2", 1719))
+    register(gk, alice)
+    register(gk, bob)
+    call_between(gk, alice, bob)
+    assert client.say(b"dca nosuch\r\n") == b"No endpoint to disconnect!\r\n"
+    client.say(b"dca alice\r\n")
+    assert len(gk.calls) == 0
+    call_between(gk, alice, bob)
+    client.say(b"dip 10.0.0.2\r\n")
+    assert len(gk.calls) == 0
+    call_between(gk, alice, bob)
+    call_between(gk, bob, alice)
+    assert client.say(b"cc\r\n") == b"All calls cleared.\r\n"
+    assert len(gk.calls) == 0

@@ -286,6 +286,109 @@ def yell(factory, session, args):
                       f"{session.user}: {' '.join(args)}")
 
 
+# -- control: unregister and disconnect ---------------------------------------
+# Their results reach every session, whatever its trace level (as in GnuGk);
+# the URQ/DRQ/CDR lines come from the events the controller publishes.
+
+
+def _endpoint_at(factory, text: str):
+    """The endpoint registered at ``ip[:port]`` (its signalling address)."""
+    from gatekeeper.h225.ras import parse_address
+
+    registry = factory.gatekeeper.registry
+    try:
+        address = parse_address(text, 1720)
+    except ValueError:
+        return None
+    if text.count(":") == 1 or "]:" in text:   # a port was given
+        return registry.find_signal(address)
+    found = registry.find_ip(address[0])
+    return found[0] if found else None
+
+
+@command("UnregisterIP", "uip", summary="unregister the endpoint at IP[:Port]")
+def unregister_ip(factory, session, args):
+    if len(args) != 1:
+        session.send_line("Syntax Error: UnregisterIp IP_ADDRESS")
+        return
+    endpoint = _endpoint_at(factory, args[0])
+    if endpoint is None:
+        factory.broadcast(f"IP {args[0]} not found!")
+        return
+    factory.gatekeeper.controller.unregister(endpoint, "maintenance")
+    factory.broadcast(f"SoftPBX: Endpoint {args[0]} unregistered!")
+
+
+@command("UnregisterAlias", "ua", summary="unregister the endpoint with this alias")
+def unregister_alias(factory, session, args):
+    if len(args) != 1:
+        session.send_line("Syntax Error: UnregisterAlias ALIAS")
+        return
+    endpoint = factory.gatekeeper.registry.find_alias(args[0])
+    if endpoint is None:
+        factory.broadcast(f"Alias {args[0]} not found!")
+        return
+    factory.gatekeeper.controller.unregister(endpoint, "maintenance")
+    factory.broadcast(f"SoftPBX: Endpoint {args[0]} unregistered!")
+
+
+@command("UnregisterAllEndpoints", "uae", summary="unregister every endpoint")
+def unregister_all(factory, session, args):
+    controller = factory.gatekeeper.controller
+    for endpoint in list(factory.gatekeeper.registry):
+        if not endpoint.permanent:
+            controller.unregister(endpoint, "maintenance")
+    session.send_lines(["Done", ";"])
+
+
+@command("DisconnectCall", "dc", summary="disconnect calls by number")
+def disconnect_call(factory, session, args):
+    if not args:
+        session.send_line("Syntax Error: DisconnectCall CALL_NUMBER [CALL_NUMBER...]")
+        return
+    calls = factory.gatekeeper.calls
+    for text in args:
+        call = calls.get(int(text)) if text.isdigit() else None
+        if call is None:
+            factory.broadcast(f"Can't find call number {text}")
+            continue
+        factory.gatekeeper.controller.disconnect(call, "forcedDrop")
+        factory.broadcast(f"Call number {text} disconnected.")
+
+
+def _disconnect_endpoint(factory, endpoint) -> bool:
+    calls = factory.gatekeeper.calls.of_endpoint(endpoint.endpoint_id) if endpoint else []
+    for call in calls:
+        factory.gatekeeper.controller.disconnect(call, "forcedDrop")
+    return bool(calls)
+
+
+@command("DisconnectIP", "dip", summary="disconnect the calls of the endpoint at IP[:Port]")
+def disconnect_ip(factory, session, args):
+    if len(args) != 1:
+        session.send_line("Syntax Error: DisconnectIP IP[:PORT]")
+        return
+    if not _disconnect_endpoint(factory, _endpoint_at(factory, args[0])):
+        factory.broadcast("No endpoint to disconnect!")
+
+
+@command("DisconnectAlias", "dca", summary="disconnect the calls of the endpoint with this alias")
+def disconnect_alias(factory, session, args):
+    if len(args) != 1:
+        session.send_line("Syntax Error: DisconnectAlias ALIAS")
+        return
+    endpoint = factory.gatekeeper.registry.find_alias(args[0])
+    if not _disconnect_endpoint(factory, endpoint):
+        factory.broadcast("No endpoint to disconnect!")
+
+
+@command("ClearCalls", "cc", summary="disconnect every call")
+def clear_calls(factory, session, args):
+    for call in list(factory.gatekeeper.calls):
+        factory.gatekeeper.controller.disconnect(call, "forcedDrop")
+    factory.broadcast("All calls cleared.")
+
+
 @command("Exit", "q", "quit", summary="leave the status port")
 def exit_(factory, session, args):
     session.close()
