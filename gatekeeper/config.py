@@ -20,6 +20,7 @@ from pathlib import Path
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.h225 import ras
 from gatekeeper.h225.ras import Address, Alias
+from gatekeeper.status.auth import AuthRules
 
 
 class ConfigError(GatekeeperError):
@@ -77,6 +78,8 @@ class MainSettings:
     multicast_port: int = 1718
     use_multicast_listener: bool = True
     status_port: int = 7000
+    status_trace_level: int = 2
+    max_status_clients: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,7 @@ class Config:
     irq_poll_count: int = 1
     require_discovery: bool = False
     warnings: tuple[str, ...] = ()
+    status_auth: AuthRules = field(default_factory=AuthRules)   # no section: loopback only
 
 
 # Sections whose keys we read, with the keys we know. Other known GnuGk
@@ -172,6 +176,10 @@ def parse(ini: IniFile) -> Config:
             values["ras_port"] = _int(path, section, key, value, 1, 65535)
         elif lowered == "multicastport":
             values["multicast_port"] = _int(path, section, key, value, 0, 65535)
+        elif lowered == "statustracelevel":
+            values["status_trace_level"] = _int(path, section, key, value, 0, 2)
+        elif lowered == "maxstatusclients":
+            values["max_status_clients"] = _int(path, section, key, value, 1, 10000)
         elif lowered == "statusport":
             values["status_port"] = _int(path, section, key, value, 0, 65535)
         elif lowered == "usemulticastlistener":
@@ -213,11 +221,22 @@ def parse(ini: IniFile) -> Config:
         else:
             warnings.append(f"{path}: [{section}] {key}: unknown key, ignored")
 
+    section = "GkStatus::Auth"
+    status_auth = AuthRules()
+    if section in ini.sections:
+        items = list(ini.items(section))
+        try:
+            status_auth = AuthRules.from_items(items)
+        except ValueError as error:
+            key, _, value = str(error).partition(": ")[0].partition("=")
+            raise ConfigError(path, section, key, value, str(error).partition(": ")[2]
+                              or str(error)) from None
+
     for name in ini.sections:
         if name not in _KNOWN_SECTIONS:
             warnings.append(f"{path}: [{name}]: section not supported, ignored")
     return Config(path, main, gateway_prefixes, tuple(permanent), irq_poll_count,
-                  require_discovery, tuple(warnings))
+                  require_discovery, tuple(warnings), status_auth)
 
 
 def _fields(settings: MainSettings) -> dict[str, object]:
@@ -227,7 +246,7 @@ def _fields(settings: MainSettings) -> dict[str, object]:
 # The sections this gatekeeper reads so far; any other section is reported.
 _KNOWN_SECTIONS = {
     "Gatekeeper::Main", "RasSrv::GWPrefixes", "RasSrv::PermanentEndpoints",
-    "RasSrv::RRQFeatures",
+    "RasSrv::RRQFeatures", "GkStatus::Auth",
 }
 
 

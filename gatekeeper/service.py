@@ -60,7 +60,10 @@ class GatekeeperService(service.MultiService):
             self.discovery_server.setName("discovery")
             self.discovery_server.setServiceParent(self)
         self.start_time = clock.seconds()
-        self.status = StatusFactory(self, clock)
+        main = self.config.main
+        self.status = StatusFactory(self, clock, default_trace_level=main.status_trace_level,
+                                    max_clients=main.max_status_clients,
+                                    auth=self.config.status_auth)
         self.bus.subscribe(self.status)
         if listen.status_port:
             self.status_server = internet.TCPServer(listen.status_port, self.status,

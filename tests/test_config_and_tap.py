@@ -72,6 +72,9 @@ def test_unknown_sections_and_keys_are_warnings_not_errors():
     ("[RasSrv::GWPrefixes]\nGW=0x1\n", "RasSrv::GWPrefixes", "GW", "0x1"),
     ("[RasSrv::PermanentEndpoints]\nnowhere=alias\n", "RasSrv::PermanentEndpoints",
      "nowhere", "alias"),
+    ("[GkStatus::Auth]\nrule=allow|nonsense\n", "GkStatus::Auth", "rule", "allow|nonsense"),
+    ("[GkStatus::Auth]\n10.0.0.1=maybe\n", "GkStatus::Auth", "10.0.0.1", "maybe"),
+    ("[Gatekeeper::Main]\nStatusTraceLevel=3\n", "Gatekeeper::Main", "StatusTraceLevel", "3"),
 ])
 def test_bad_values_are_refused_naming_file_section_key_and_value(text, section, key, value):
     with pytest.raises(config.ConfigError) as info:
@@ -149,3 +152,16 @@ def test_the_sample_file_loads_without_warnings():
     parsed = config.load(sample)
     assert parsed.warnings == ()
     assert parsed.main == config.MainSettings()
+
+
+def test_status_settings_reach_the_status_factory(tmp_path):
+    path = tmp_path / "gk.ini"
+    path.write_text("[Gatekeeper::Main]\nStatusTraceLevel=1\nMaxStatusClients=5\n"
+                    "[GkStatus::Auth]\nrule=explicit\n10.0.0.1=allow\n")
+    options = tap.Options()
+    options.parseOptions(["--config", str(path)])
+    settings, listen = tap.make_settings(options)
+    service = tap.GatekeeperService(settings, listen, Clock(), options.config)
+    assert service.status.default_trace_level == 1 and service.status.max_clients == 5
+    assert service.status.auth.decide("10.0.0.1").value == "allow"
+    assert service.status.auth.decide("127.0.0.1").value == "forbid"

@@ -22,7 +22,11 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from gatekeeper.status import telnet
+from gatekeeper.status.auth import AuthRules, Verdict
 from gatekeeper.status.formats import format_event
+
+# What a session waits for before it is logged in.
+_USER, _PASSWORD = "user", "password"
 
 
 @implementer(IPushProducer)
@@ -43,6 +47,10 @@ class StatusSession(Protocol):
         self._held: deque[bytes] = deque()
         self._held_size = 0
         self._closing = False
+        self._login_state: str | None = None
+        self._tries = 0
+        self._timeout: Any = None
+        self._pending_reject: Any = None
 
     # -- connection ------------------------------------------------------
 
@@ -54,15 +62,76 @@ class StatusSession(Protocol):
         self.number = self.factory.next_number()
         self.write_raw(telnet.GREETING)
         if len(self.factory.sessions) > self.factory.max_clients:
-            self.send_line("Access forbidden! Too many status clients.")
-            self.close()
+            self.forbid()
             return
+        verdict = self.factory.auth.decide(peer.host)
+        if verdict is Verdict.FORBID:
+            self.forbid()
+        elif verdict is Verdict.ALLOW:
+            self._logged_in()
+        else:
+            self._login_state = _USER
+            self._prompt()
+            self._timeout = self.factory.clock.callLater(
+                self.factory.auth.login_timeout, self._login_timed_out)
+
+    def forbid(self) -> None:
+        self.write_raw(b"\r\nAccess forbidden!\r\n")
+        self.close()
+
+    def _prompt(self) -> None:
+        self.write_raw(f"\r\n{self.factory.gatekeeper_name()} login: ".encode("utf-8"))
+
+    def _logged_in(self) -> None:
         self.logged_in = True
+        self._login_state = None
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
         self.factory.banner(self)
+
+    def _login_timed_out(self) -> None:
+        if not self.logged_in and not self._closing:
+            self.log.info("status client {peer} did not log in in time", peer=self.peer)
+            self.forbid()
+
+    def _login_line(self, text: str) -> None:
+        if self._pending_reject is not None:
+            return  # still serving DelayReject: input is ignored
+        if self._login_state == _USER:
+            self.user = text.strip()
+            self._login_state = _PASSWORD
+            self.write_raw(telnet.ECHO_OFF + b"Password: ")
+            return
+        self.write_raw(b"\r\n" + telnet.ECHO_ON)
+        if self.factory.auth.login(self.user, text):
+            self._logged_in()
+            return
+        self._tries += 1
+        self.log.info("status client {peer}: failed login as {user!r}", peer=self.peer,
+                      user=self.user)
+        delay = self.factory.auth.delay_reject
+        if delay > 0:
+            self._pending_reject = self.factory.clock.callLater(delay, self._rejected)
+        else:
+            self._rejected()
+
+    def _rejected(self) -> None:
+        self._pending_reject = None
+        if self._closing:
+            return
+        if self._tries >= self.factory.auth.tries:
+            self.forbid()
+            return
+        self.user = ""
+        self._login_state = _USER
+        self._prompt()
 
     def connectionLost(self, reason: Any = None) -> None:
         if self in self.factory.sessions:
             self.factory.sessions.remove(self)
+        for timer in (self._timeout, self._pending_reject):
+            if timer is not None and timer.active():
+                timer.cancel()
         self._held.clear()
         self._held_size = 0
 
@@ -80,6 +149,12 @@ class StatusSession(Protocol):
         if isinstance(item, telnet.Line):
             if self.logged_in:
                 self.factory.run_command(self, item.text)
+            elif self._login_state is not None:
+                self._login_line(item.text)
+        elif isinstance(item, telnet.Negotiation):
+            answer = telnet.answer(item)
+            if answer:
+                self.write_raw(answer)
         elif isinstance(item, telnet.Interrupt):
             self.close()
         elif isinstance(item, telnet.TooLong):
@@ -139,9 +214,10 @@ class StatusFactory(ServerFactory):
 
     def __init__(self, gatekeeper: Any, clock: IReactorTime, default_trace_level: int = 2,
                  max_clients: int = 20, max_line: int = 8192,
-                 max_output: int = 4 * 1024 * 1024) -> None:
+                 max_output: int = 4 * 1024 * 1024, auth: AuthRules | None = None) -> None:
         self.gatekeeper = gatekeeper
         self.clock = clock
+        self.auth = auth if auth is not None else AuthRules()
         self.default_trace_level = default_trace_level
         self.max_clients = max_clients
         self.max_line = max_line
@@ -185,6 +261,10 @@ class StatusFactory(ServerFactory):
 
     def run_command(self, session: StatusSession, line: str) -> None:
         self.commands.run(self, session, line)
+
+    def gatekeeper_name(self) -> str:
+        settings = getattr(self.gatekeeper, "settings", None)
+        return getattr(settings, "gatekeeper_id", "gatekeeper")
 
     def start_time(self) -> float:
         return getattr(self.gatekeeper, "start_time", 0.0)

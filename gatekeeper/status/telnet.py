@@ -25,6 +25,22 @@ ECHO_OFF = bytes([IAC, WILL, ECHO])     # the server echoes (nothing): password 
 ECHO_ON = bytes([IAC, WONT, ECHO])
 
 
+# The server asked for SUPPRESS-GO-AHEAD (DO) and offered STATUS and ECHO
+# (WILL): the client's replies about those are acknowledgements and get no
+# answer (RFC 1143).
+
+
+def answer(request: "Negotiation") -> bytes:
+    """The server's reply to a client's option request: it takes on nothing
+    new (DO x -> WONT x, WILL x -> DONT x); acknowledgements of what it asked
+    and refusals (DONT, WONT) are not answered."""
+    if request.command == DO and request.option not in (STATUS, ECHO):
+        return bytes([IAC, WONT, request.option])
+    if request.command == WILL and request.option != SUPPRESS_GO_AHEAD:
+        return bytes([IAC, DONT, request.option])
+    return b""
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
     text: str
