@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from gatekeeper.h225 import codec
 from gatekeeper.testing import FakeEndpoint
 from gkprocess import GatekeeperProcess, free_port
 
