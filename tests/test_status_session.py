@@ -231,3 +231,82 @@ def test_disconnect_alias_ip_and_clear_calls(gk):
     call_between(gk, bob, alice)
     assert client.say(b"cc\r\n") == b"All calls cleared.\r\n"
     assert len(gk.calls) == 0
+
+
+def test_fifty_sessions_at_trace_2_get_every_event_in_order_and_trace_0_none(gk):
+    gk.status.max_clients = 60        # MaxStatusClients (20 by default)
+    watchers = [Client(gk.status, 1000 + n) for n in range(50)]
+    quiet = Client(gk.status, 2000)
+    quiet.say(b"trace 0\r\n")
+    for client in watchers:
+        client.take()
+    endpoints = [FakeEndpoint([f"{5000 + n}"], (f"10.1.{n // 200}.{n % 200 + 1}", 1720),
+                              (f"10.1.{n // 200}.{n % 200 + 1}", 1719)) for n in range(300)]
+    for endpoint in endpoints:
+        register(gk, endpoint)
+    expected = [f"RCF|{e.signal_address[0]}:1720|{e.aliases[0].value}:dialedDigits|terminal|"
+                f"{e.endpoint_id};" for e in endpoints]
+    for client in watchers:
+        assert client.take().decode().splitlines() == expected
+    assert quiet.take() == b""
+
+
+def test_bad_input_never_breaks_the_port(gk):
+    import random
+
+    rng = random.Random(5)
+    client = Client(gk.status)
+    for _ in range(10_000):
+        line = bytes(rng.randrange(32, 127) for _ in range(rng.randint(0, 40)))
+        if not line.lower().startswith((b"exit", b"q", b"quit")):
+            client.session.dataReceived(line + b"\r\n")
+        client.take()
+    client.session.dataReceived(bytes(rng.randrange(256) for _ in range(100_000)).replace(
+        b"\x03", b"").replace(b"\x04", b""))
+    client.session.dataReceived(b"\xff\xfb" * 50_000)          # an IAC flood
+    client.session.dataReceived(b"x" * (1 << 20))               # an unterminated 1 MiB line
+    assert client.session.reader.pending <= gk.status.max_line
+    client.take()
+    fresh = Client(gk.status, 40001)
+    fresh.take()
+    assert fresh.say(b"r\r\n") == b"AllRegistrations\r\nNumber of Endpoints: 0\r\n;\r\n"
+
+
+def test_overlong_line_gets_an_error_and_the_session_continues(gk):
+    client = Client(gk.status)
+    reply = client.say(b"x" * 9000 + b"\r\n")
+    assert reply.startswith(b"Error: line too long")
+    assert client.say(b"trace 2\r\n") == b"Output trace level is 2\r\n"
+
+
+def test_route_commands_with_nothing_pending_say_so(gk):
+    client = Client(gk.status)
+    assert client.say(b"RouteToAlias Suzi endp_4711 1234\r\n") == \
+        b"Error: no RouteRequest pending for endp_4711 1234\r\n"
+    assert client.say(b"rtg Suzi 192.168.0.50 endp_4711 1234\r\n") == \
+        b"Error: no RouteRequest pending for endp_4711 1234\r\n"
+    assert client.say(b"RouteReject endp_4711 1234\r\n") == \
+        b"Error: no RouteRequest pending for endp_4711 1234\r\n"
+    assert client.say(b"rta\r\n").startswith(b"Syntax Error: RouteToAlias")
+    assert client.say(b"TransferCall Frank Peter\r\n").startswith(b"Error: TransferCall needs")
+
+
+def test_debug_trc_and_printrm(gk):
+    client = Client(gk.status)
+    assert client.say(b"debug trc 5\r\n") == b"Trace Level is now 5\r\n"
+    assert client.say(b"debug trc +\r\n") == b"Trace Level is now 6\r\n"
+    assert client.say(b"debug trc -\r\n") == b"Trace Level is now 5\r\n"
+    bob = FakeEndpoint(["bob"], ("127.0.0.1", 1731), ("127.0.0.1", 34991))
+    register(gk, bob)
+    endpoint_id = bob.endpoint_id
+    client.say(b"ua bob\r\n")
+    assert client.say(b"debug printrm\r\n") == (
+        f"AllRemoved\r\nRCF|127.0.0.1:1731|bob:h323_ID|terminal|{endpoint_id}\r\n"
+        "Number of Endpoints: 1\r\n;\r\n").encode()
+
+
+def test_reset_call_counters(gk):
+    client = Client(gk.status)
+    gk.calls.total = 7
+    assert client.say(b"ResetCallCounters\r\n") == b"Call counters reset\r\n"
+    assert gk.calls.total == 0

@@ -389,6 +389,104 @@ def clear_calls(factory, session, args):
     factory.broadcast("All calls cleared.")
 
 
+# -- virtual queues and call transfer ------------------------------------------
+# RouteToAlias/RouteToGateway/RouteReject answer pending RouteRequests; the
+# virtual queue service registers itself as ``gatekeeper.virtual_queues``
+# (an object with ``answer(kind, args) -> str``). Until then nothing is pending.
+
+
+def _route_answer(factory, session, args, kind: str, usage: str, minimum: int) -> None:
+    if len(args) < minimum:
+        session.send_line(f"Syntax Error: {usage}")
+        return
+    queues = getattr(factory.gatekeeper, "virtual_queues", None)
+    if queues is None:
+        epid, crv = args[minimum - 2], args[minimum - 1]
+        session.send_line(f"Error: no RouteRequest pending for {epid} {crv}")
+        return
+    session.send_line(queues.answer(kind, args))
+
+
+@command("RouteToAlias", "rta", summary="route a call waiting in a virtual queue to an alias")
+def route_to_alias(factory, session, args):
+    _route_answer(factory, session, args, "alias",
+                  "RouteToAlias TARGET_ALIAS CALLING_ENDPOINT_ID CRV [CALLID]", 3)
+
+
+@command("RouteToGateway", "rtg", summary="route a waiting call to a gateway's address")
+def route_to_gateway(factory, session, args):
+    _route_answer(factory, session, args, "gateway",
+                  "RouteToGateway TARGET_ALIAS TARGET_IP[:PORT] CALLING_ENDPOINT_ID CRV [CALLID]", 4)
+
+
+@command("RouteReject", "rr", summary="reject a call waiting in a virtual queue")
+def route_reject(factory, session, args):
+    _route_answer(factory, session, args, "reject",
+                  "RouteReject CALLING_ENDPOINT_ID CRV [CALLID]", 2)
+
+
+@command("TransferCall", "tc", summary="transfer an established call (needs routed mode)")
+def transfer_call(factory, session, args):
+    if len(args) != 2:
+        session.send_line("Syntax Error: TransferCall SOURCE_ALIAS NEW_DESTINATION_ALIAS")
+        return
+    session.send_line("Error: TransferCall needs gatekeeper-routed call signalling, "
+                      "which this gatekeeper does not carry yet")
+
+
+# -- counters and debugging ----------------------------------------------------
+
+
+@command("ResetCallCounters", summary="set the call counters back to zero")
+def reset_call_counters(factory, session, args):
+    calls = factory.gatekeeper.calls
+    calls.total = 0
+    calls.total_connected = 0
+    session.send_line("Call counters reset")
+
+
+_DEBUG_HELP = [
+    "Debug options:",
+    "  trc [+|-|n]       Show/modify trace level for the log",
+    "  printrm VERBOSE   Print all removed endpoint records",
+]
+
+
+@command("Debug", summary="debugging: trc, printrm")
+def debug(factory, session, args):
+    if not args:
+        session.send_lines(_DEBUG_HELP)
+        return
+    what = args[0].lower()
+    if what == "trc":
+        level = factory.log_level
+        if len(args) > 1:
+            word = args[1]
+            if word == "+":
+                level += 1
+            elif word == "-":
+                level = max(0, level - 1)
+            elif word.isdigit():
+                level = int(word)
+            else:
+                session.send_line("Syntax Error: debug trc [+|-|n]")
+                return
+            factory.log_level = level
+        session.send_line(f"Trace Level is now {factory.log_level}")
+    elif what == "printrm":
+        verbose = len(args) > 1
+        lines = ["AllRemoved"]
+        removed = list(factory.gatekeeper.registry.removed)
+        for _, _, endpoint in removed:
+            lines.append(rcf_line(endpoint))
+            if verbose:
+                lines.extend(verbose_lines(endpoint))
+        lines += [f"Number of Endpoints: {len(removed)}", ";"]
+        session.send_lines(lines)
+    else:
+        session.send_lines(_DEBUG_HELP)
+
+
 @command("Exit", "q", "quit", summary="leave the status port")
 def exit_(factory, session, args):
     session.close()

@@ -223,6 +223,7 @@ class StatusFactory(ServerFactory):
         self.max_line = max_line
         self.max_output = max_output
         self.sessions: list[StatusSession] = []
+        self.log_level = 1          # GnuGk's "debug trc": the verbosity of the log
         self._number = 0
         from gatekeeper.status import commands  # the table refers back to sessions
         self.commands = commands
