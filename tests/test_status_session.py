@@ -310,3 +310,32 @@ def test_reset_call_counters(gk):
     gk.calls.total = 7
     assert client.say(b"ResetCallCounters\r\n") == b"Call counters reset\r\n"
     assert gk.calls.total == 0
+
+
+def test_r_with_100000_registrations_comes_in_slices_and_is_never_cut(gk):
+    from gatekeeper.core.registry import Endpoint
+    from gatekeeper.h225.ras import dialled_digits
+
+    for n in range(100_000):
+        gk.registry.add(Endpoint(f"{n}_endp", (dialled_digits(str(100000 + n)),),
+                                 ((f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", 1720),), None))
+    client = Client(gk.status)
+    client.take()
+    client.session.dataReceived(b"r\r\n")
+    first = client.take()
+    assert first.startswith(b"AllRegistrations\r\n")
+    assert gk.clock.getDelayedCalls(), "the rest waits for the next reactor turn"
+    # an event and a reply during the listing come after its end
+    gk.bus.publish(ev.GatekeeperConfirmed(("127.0.0.1", 5), (h323_id("bob"),), "terminal"))
+    client.session.dataReceived(b"trace 2\r\n")
+    slices = 1
+    output = first
+    while gk.clock.getDelayedCalls():
+        gk.clock.advance(0)
+        output += client.take()
+        slices += 1
+        assert slices < 1000
+    lines = output.decode().split("\r\n")
+    assert lines[100_001] == "Number of Endpoints: 100000" and lines[100_002] == ";"
+    assert lines[100_003:105_000][:2] == ["GCF|127.0.0.1|bob|terminal;", "Output trace level is 2"]
+    assert slices > 1

@@ -176,15 +176,18 @@ def print_all_registrations_verbose(factory, session, args):
 
 
 def _registrations(factory, session, verbose: bool) -> None:
-    lines = ["AllRegistrations"]
-    count = 0
-    for endpoint in factory.gatekeeper.registry:
-        lines.append(rcf_line(endpoint))
-        if verbose:
-            lines.extend(verbose_lines(endpoint))
-        count += 1
-    lines += [f"Number of Endpoints: {count}", ";"]
-    session.send_lines(lines)
+    endpoints = list(factory.gatekeeper.registry)   # a snapshot: the table may change
+
+    def lines():
+        yield "AllRegistrations"
+        for endpoint in endpoints:
+            yield rcf_line(endpoint)
+            if verbose:
+                yield from verbose_lines(endpoint)
+        yield f"Number of Endpoints: {len(endpoints)}"
+        yield ";"
+
+    session.stream(lines())
 
 
 @command("PrintCurrentCalls", "c", "!", "pcc", summary="list calls in progress")

@@ -13,8 +13,9 @@ past that.  Nothing else waits on a slow client.
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
@@ -47,6 +48,8 @@ class StatusSession(Protocol):
         self._held: deque[bytes] = deque()
         self._held_size = 0
         self._closing = False
+        self._jobs: deque[bytes | Iterator[str]] = deque()   # output waiting its turn
+        self._pump_call: Any = None
         self._login_state: str | None = None
         self._tries = 0
         self._timeout: Any = None
@@ -129,7 +132,8 @@ class StatusSession(Protocol):
     def connectionLost(self, reason: Any = None) -> None:
         if self in self.factory.sessions:
             self.factory.sessions.remove(self)
-        for timer in (self._timeout, self._pending_reject):
+        self._jobs.clear()
+        for timer in (self._timeout, self._pending_reject, self._pump_call):
             if timer is not None and timer.active():
                 timer.cancel()
         self._held.clear()
@@ -166,13 +170,61 @@ class StatusSession(Protocol):
         self.transport.loseConnection()
 
     # -- output ----------------------------------------------------------
+    #
+    # Output goes out in order. A long listing is a stream: it is written a
+    # slice at a time (at most SLICE_SECONDS of work, then the reactor gets
+    # the CPU back), and whatever else is said to this session meanwhile
+    # (events, later replies) waits behind it, so a listing is never cut by
+    # an event line. A stream also waits while the client is not reading.
+
+    SLICE_SECONDS = 0.02
+    SLICE_LINES = 4000
 
     def send_line(self, text: str) -> None:
-        self.write_raw(text.encode("utf-8", "replace") + b"\r\n")
+        self._out(text.encode("utf-8", "replace") + b"\r\n")
 
     def send_lines(self, lines: list[str]) -> None:
         if lines:
-            self.write_raw(("\r\n".join(lines) + "\r\n").encode("utf-8", "replace"))
+            self._out(("\r\n".join(lines) + "\r\n").encode("utf-8", "replace"))
+
+    def stream(self, lines: Iterable[str]) -> None:
+        """Send many lines without holding the reactor for long."""
+        self._jobs.append(iter(lines))
+        self._pump()
+
+    def _out(self, data: bytes) -> None:
+        if self._jobs:
+            self._jobs.append(data)
+        else:
+            self.write_raw(data)
+
+    def _pump(self) -> None:
+        self._pump_call = None
+        deadline = time.perf_counter() + self.SLICE_SECONDS
+        while self._jobs and not self._closing:
+            if self._paused:
+                return  # resumeProducing pumps again
+            job = self._jobs[0]
+            if isinstance(job, bytes):
+                self._jobs.popleft()
+                self.write_raw(job)
+                continue
+            chunk: list[str] = []
+            for line in job:
+                chunk.append(line)
+                if len(chunk) >= self.SLICE_LINES or (
+                        len(chunk) % 200 == 0 and time.perf_counter() > deadline):
+                    break
+            else:
+                self._jobs.popleft()
+            if chunk:
+                self.write_raw(("\r\n".join(chunk) + "\r\n").encode("utf-8", "replace"))
+            if self._jobs and self._jobs[0] is job:
+                self._pump_call = self.factory.clock.callLater(0, self._pump)
+                return
+            if time.perf_counter() > deadline and self._jobs:
+                self._pump_call = self.factory.clock.callLater(0, self._pump)
+                return
 
     def write_raw(self, data: bytes) -> None:
         if self._closing:
@@ -201,6 +253,8 @@ class StatusSession(Protocol):
             data = self._held.popleft()
             self._held_size -= len(data)
             self.transport.write(data)
+        if self._jobs and not self._paused and self._pump_call is None:
+            self._pump()
 
     def stopProducing(self) -> None:
         self._held.clear()
