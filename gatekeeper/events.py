@@ -318,10 +318,15 @@ class RouteRequested:
 
 @dataclass(frozen=True, slots=True)
 class ConfigReloaded:
+    """The configuration was re-read: by the status ``Reload`` command
+    (``source="command"``, announced on the status port as GnuGk does) or by
+    SIGHUP (``source="signal"``, which GnuGk does not announce)."""
+
     trace_level: ClassVar[int] = 0
     ok: bool = True
     detail: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    source: str = "command"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
+from typing import Callable
 
 from twisted.application import internet, service
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from gatekeeper.config import Config
+from gatekeeper.config import Config, ConfigError
 from gatekeeper.core.calls import CallTable
 from gatekeeper.core.registry import Endpoint, Registry
-from gatekeeper.events import EventBus
+from gatekeeper.events import ConfigReloaded, EventBus
 from gatekeeper.ras.controller import RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
 from gatekeeper.status.protocol import StatusFactory
@@ -71,6 +73,56 @@ class GatekeeperService(service.MultiService):
             self.status_server.setName("status")
             self.status_server.setServiceParent(self)
 
+    #: Re-reads the configuration: returns (config, settings) or raises
+    #: ConfigError. Set by tap.makeService when a file was given.
+    config_loader: Callable[[], tuple[Config, RasSettings]] | None = None
+    #: Install a SIGHUP handler that reloads (tap.makeService sets it).
+    reload_on_sighup = False
+
+    def reload(self, source: str = "command") -> tuple[bool, str]:
+        """Re-read the configuration file and swap it in whole.
+
+        A file that fails to parse leaves everything as it was and says why.
+        Registrations and calls are kept. Listening addresses and ports are
+        read only at start.
+        """
+        if self.config_loader is None:
+            self.bus.publish(ConfigReloaded(True, "no configuration file", source=source))
+            return True, "no configuration file"
+        try:
+            config, settings = self.config_loader()
+        except ConfigError as error:
+            self.log.error("reload refused, the running configuration stays: {error}",
+                           error=str(error))
+            self.bus.publish(ConfigReloaded(False, str(error), source=source))
+            return False, str(error)
+        self.apply(config, settings)
+        for warning in config.warnings:
+            self.log.warn("{warning}", warning=warning)
+        self.log.info("configuration reloaded from {path}", path=config.path)
+        self.bus.publish(ConfigReloaded(True, config.path, config.warnings, source=source))
+        return True, config.path
+
+    def apply(self, config: Config, settings: RasSettings) -> None:
+        """Swap in a parsed configuration (everything but listening ports)."""
+        old_permanent = {(e.signal_address, e.aliases) for e in self.config.permanent_endpoints}
+        new_permanent = {(e.signal_address, e.aliases) for e in config.permanent_endpoints}
+        self.config = config
+        self.settings = settings
+        self.controller.settings = settings
+        self.controller.bandwidth.total = settings.total_bandwidth
+        self.registry.set_configured_prefixes(config.gateway_prefixes)
+        now = self.clock.seconds()
+        for endpoint in list(self.registry):
+            if endpoint.permanent and (endpoint.signal_address, endpoint.aliases) in (
+                    old_permanent - new_permanent):
+                self.registry.remove(endpoint.endpoint_id, "not in the configuration any more", now)
+        self.add_permanent_endpoints()
+        main = config.main
+        self.status.auth = config.status_auth
+        self.status.default_trace_level = main.status_trace_level
+        self.status.max_clients = main.max_status_clients
+
     def add_permanent_endpoints(self) -> None:
         """Register ``[RasSrv::PermanentEndpoints]``: never expire, no RAS."""
         now = self.clock.seconds()
@@ -83,7 +135,13 @@ class GatekeeperService(service.MultiService):
                 endpoint_type=entry.endpoint_type, prefixes=entry.prefixes,
                 registration_time=now, last_seen=now, permanent=True))
 
+    def _sighup(self, signum: int, frame: object) -> None:
+        # Signal handlers run between bytecodes: hand the work to the reactor.
+        self.clock.callFromThread(self.reload, "signal")
+
     def startService(self) -> None:
+        if self.reload_on_sighup:
+            signal.signal(signal.SIGHUP, self._sighup)
         self.start_time = self.clock.seconds()
         for warning in self.config.warnings:
             self.log.warn("{warning}", warning=warning)

@@ -57,8 +57,12 @@ def _pick(option: object, configured: object) -> object:
     return configured if option is None else option
 
 
-def make_settings(options: Options) -> tuple[RasSettings, ListenSettings]:
-    main = options.config.main
+def make_settings(options: Options,
+                  config: configuration.Config | None = None) -> tuple[RasSettings, ListenSettings]:
+    """Settings from the command line over the file (``config`` or the one
+    read at start)."""
+    config = config if config is not None else options.config
+    main = config.main
     ttl = _pick(options["ttl"], main.time_to_live)
     bandwidth = _pick(options["bandwidth"], main.total_bandwidth)
     discovery = options["discovery-port"]
@@ -69,8 +73,8 @@ def make_settings(options: Options) -> tuple[RasSettings, ListenSettings]:
         time_to_live=ttl or None,
         total_bandwidth=bandwidth or None,
         endpoint_id_suffix=main.endpoint_id_suffix,
-        irq_poll_count=options.config.irq_poll_count,
-        require_discovery=options.config.require_discovery,
+        irq_poll_count=config.irq_poll_count,
+        require_discovery=config.require_discovery,
     )
     listen = ListenSettings(interface=_pick(options["interface"], main.home),
                             ras_port=_pick(options["ras-port"], main.ras_port),
@@ -83,4 +87,14 @@ def makeService(options: Options) -> GatekeeperService:
     from twisted.internet import reactor  # the one place the global reactor is used
 
     settings, listen = make_settings(options)
-    return GatekeeperService(settings, listen, reactor, options.config)
+    service = GatekeeperService(settings, listen, reactor, options.config)
+    if options["config"]:
+        path = options["config"]
+
+        def load() -> tuple[configuration.Config, RasSettings]:
+            config = configuration.load(path)
+            return config, make_settings(options, config)[0]
+
+        service.config_loader = load
+    service.reload_on_sighup = True
+    return service

@@ -28,7 +28,7 @@ class Endpoint:
     ras_address: Address | None
     endpoint_type: str = "terminal"
     vendor: Vendor | None = None
-    prefixes: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()        # routed here: announced + [RasSrv::GWPrefixes]
     registration_time: float = 0.0
     last_seen: float = 0.0
     time_to_live: int | None = None       # granted, seconds; None: never expires
@@ -43,6 +43,9 @@ class Endpoint:
     # The encoded RCF answering its keepalives, less the sequence number
     # (built once per registration; any update throws it away).
     rcf_template: tuple[bool, int | None, bytes] | None = field(default=None, repr=False)
+    # What the endpoint itself announced (or its permanent entry says), kept
+    # apart so that a reload of [RasSrv::GWPrefixes] can recompute ``prefixes``.
+    announced_prefixes: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def signal_address(self) -> Address | None:
@@ -144,6 +147,8 @@ class Registry:
         """Index a new endpoint (its id must be new)."""
         if endpoint.endpoint_id in self._by_id:
             raise ValueError(f"endpoint {endpoint.endpoint_id} is already registered")
+        if not endpoint.announced_prefixes:
+            endpoint.announced_prefixes = endpoint.prefixes
         endpoint.prefixes = self._prefixes_for(endpoint)
         self._by_id[endpoint.endpoint_id] = endpoint
         self._index(endpoint)
@@ -161,7 +166,7 @@ class Registry:
         if signal_addresses is not None:
             endpoint.signal_addresses = signal_addresses
         if prefixes is not None:
-            endpoint.prefixes = prefixes
+            endpoint.announced_prefixes = prefixes
         for name, value in changes.items():
             setattr(endpoint, name, value)
         endpoint.prefixes = self._prefixes_for(endpoint)
@@ -202,8 +207,16 @@ class Registry:
 
     # -- internals -------------------------------------------------------
 
+    def set_configured_prefixes(self, configured: dict[str, tuple[str, ...]]) -> None:
+        """Swap in a new [RasSrv::GWPrefixes] and re-index every endpoint."""
+        self.configured_prefixes = dict(configured)
+        for endpoint in list(self._by_id.values()):
+            self._unindex(endpoint)
+            endpoint.prefixes = self._prefixes_for(endpoint)
+            self._index(endpoint)
+
     def _prefixes_for(self, endpoint: Endpoint) -> tuple[str, ...]:
-        result = list(endpoint.prefixes)
+        result = list(endpoint.announced_prefixes)
         for alias in endpoint.aliases:
             result.extend(self.configured_prefixes.get(alias.value, ()))
         seen: dict[str, None] = {}

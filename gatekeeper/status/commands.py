@@ -490,6 +490,16 @@ def debug(factory, session, args):
         session.send_lines(_DEBUG_HELP)
 
 
+@command("Reload", summary="re-read the configuration file")
+def reload(factory, session, args):
+    if args:
+        session.send_line("Syntax Error: Reload")
+        return
+    # The outcome reaches every session through the ConfigReloaded event:
+    # "Full Config reloaded." or "Reload failed: <file, section, key, value>".
+    factory.gatekeeper.reload("command")
+
+
 @command("Exit", "q", "quit", summary="leave the status port")
 def exit_(factory, session, args):
     session.close()

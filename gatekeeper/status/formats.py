@@ -140,6 +140,8 @@ def route_request(e: ev.RouteRequested) -> str:
 
 
 def reloaded(e: ev.ConfigReloaded) -> str | None:
+    if e.source != "command":
+        return None  # a SIGHUP reload is not announced (GnuGk)
     return "Full Config reloaded." if e.ok else f"Reload failed: {e.detail}"
 
 
