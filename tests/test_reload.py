@@ -25,7 +25,6 @@ def make(path):
     options.parseOptions(["--config", str(path), "--status-port", "0"])
     clock = Clock()
     clock.advance(1_800_000_000)
-    from twisted.internet import reactor  # noqa: F401  (makeService imports it; not started)
     service = tap.makeService(options)
     service.clock = clock
     service.controller.clock = clock
