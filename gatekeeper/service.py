@@ -139,9 +139,26 @@ class GatekeeperService(service.MultiService):
         # Signal handlers run between bytecodes: hand the work to the reactor.
         self.clock.callFromThread(self.reload, "signal")
 
+    def _stop_signal(self, signum: int, frame: object) -> None:
+        # Our own handler, so that twistd exits 0 after a clean stop (it would
+        # otherwise re-raise the signal and report death by SIGTERM).
+        self.clock.callFromThread(self._stop_by_signal, signum)
+
+    def _stop_by_signal(self, signum: int) -> None:
+        self.log.info("received {name}, shutting down", name=signal.Signals(signum).name)
+        if self.stop_program is not None:
+            self.stop_program()
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGHUP, self._sighup)
+        if self.stop_program is not None:
+            signal.signal(signal.SIGTERM, self._stop_signal)
+            signal.signal(signal.SIGINT, self._stop_signal)
+
     def startService(self) -> None:
         if self.reload_on_sighup:
-            signal.signal(signal.SIGHUP, self._sighup)
+            # After the reactor's own handlers (installed during startup).
+            self.clock.callWhenRunning(self._install_signals)
         self.start_time = self.clock.seconds()
         for warning in self.config.warnings:
             self.log.warn("{warning}", warning=warning)
@@ -152,6 +169,23 @@ class GatekeeperService(service.MultiService):
                       name=self.settings.gatekeeper_id, interface=self.listen.interface or "*",
                       port=self.listen.ras_port)
 
+    #: Stops the whole program (tap.makeService sets reactor.stop).
+    stop_program: Callable[[], None] | None = None
+
+    def shutdown(self) -> bool:
+        """Stop the program as SIGTERM does; False if nothing can stop it here."""
+        if self.stop_program is None:
+            return False
+        self.clock.callLater(0, self.stop_program)
+        return True
+
     def stopService(self):
+        """Stop admitting calls, end the calls still up with their CDRs (as
+        GnuGk does on shutdown), drop the status clients, stop the timers."""
+        self.controller.accepting = False
+        for call in list(self.calls):
+            self.controller.end_call(call, "gatekeeper shutdown")
+        for session in list(self.status.sessions):
+            session.close()
         self.controller.stop()
         return super().stopService()

@@ -97,4 +97,5 @@ def makeService(options: Options) -> GatekeeperService:
 
         service.config_loader = load
     service.reload_on_sighup = True
+    service.stop_program = reactor.stop
     return service

@@ -170,3 +170,22 @@ def test_real_telnet_client_logs_in_and_runs_help_and_r(tmp_path):
                 pass
             os.waitpid(pid, 0)
             os.close(fd)
+
+
+def test_shutdown_command_and_sigterm_stop_the_real_program_cleanly(tmp_path):
+    status_port = free_port(socket.SOCK_STREAM)
+    process = GatekeeperProcess(tmp_path, "--interface", "127.0.0.1", "--ras-port",
+                                str(free_port()), "--discovery-port", "0",
+                                "--status-port", str(status_port)).start()
+    try:
+        with socket.create_connection(("127.0.0.1", status_port), timeout=5) as client:
+            client.recv(65536)
+            client.sendall(b"shutdown\r\n")
+            assert process.process.wait(15) == 0
+    finally:
+        process.stop()
+    again = GatekeeperProcess(tmp_path, "--interface", "127.0.0.1", "--ras-port",
+                              str(free_port()), "--discovery-port", "0", "--status-port", "0")
+    again.start()
+    assert again.stop() == 0          # SIGTERM
+    assert "Server Shut Down" in again.log()

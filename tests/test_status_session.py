@@ -339,3 +339,50 @@ def test_r_with_100000_registrations_comes_in_slices_and_is_never_cut(gk):
     assert lines[100_001] == "Number of Endpoints: 100000" and lines[100_002] == ";"
     assert lines[100_003:105_000][:2] == ["GCF|127.0.0.1|bob|terminal;", "Output trace level is 2"]
     assert slices > 1
+
+
+def test_shutdown_prints_statistics_then_stops_the_program(gk):
+    stopped = []
+    gk.stop_program = lambda: stopped.append(True)
+    client = Client(gk.status)
+    reply = client.say(b"shutdown\r\n")
+    assert reply.startswith(b"-- Endpoint Statistics --\r\n") and reply.endswith(b";\r\n")
+    gk.clock.advance(0)
+    assert stopped == [True]
+
+
+def test_shutdown_can_be_forbidden(gk):
+    from gatekeeper.status.auth import AuthRules
+
+    gk.status.auth = AuthRules.from_items([("rule", "allow"), ("Shutdown", "forbid")])
+    stopped = []
+    gk.stop_program = lambda: stopped.append(True)
+    client = Client(gk.status)
+    assert client.say(b"shutdown\r\n") == b"Error: Shutdown is forbidden by [GkStatus::Auth] Shutdown\r\n"
+    gk.clock.advance(0)
+    assert stopped == []
+
+
+def test_stopping_ends_calls_with_cdrs_and_refuses_new_ones(gk):
+    records = []
+    gk.bus.subscribe(lambda e: records.append(e) if isinstance(e, ev.CallDetailRecord) else None)
+    alice = FakeEndpoint(["alice"], ("10.0.0.1", 1720), ("10.0.0.1", 1719))
+    bob = FakeEndpoint(["bob"], ("10.0.0.2", 1720), ("10.0.0.2", 1719))
+    register(gk, alice)
+    register(gk, bob)
+    call_between(gk, alice, bob)
+    watcher = Client(gk.status)
+    gk.stopService()
+    assert len(records) == 1 and records[0].release_reason == "gatekeeper shutdown"
+    assert len(gk.calls) == 0
+    assert watcher.transport.disconnecting
+    gk.ras_protocol.datagramReceived(alice.arq(["bob"]), alice.ras_address)
+    assert alice.read(gk.ras_protocol.transport.take()[0][0]).kind == "admissionReject"
+
+
+def test_disconnect_session(gk):
+    first, second = Client(gk.status, 1), Client(gk.status, 2)
+    assert first.say(f"ds {second.session.number}\r\n".encode()) == \
+        f"Session {second.session.number} disconnected\r\n".encode()
+    assert second.transport.disconnecting
+    assert first.say(b"ds 999\r\n") == b"Session 999 not found\r\n"

@@ -151,6 +151,7 @@ class RasController:
         self.local_ras_address = local_ras_address or (lambda source: ("127.0.0.1", 1719))
         self.stats: Counter[str] = Counter()
         self._send: Send | None = None
+        self.accepting = True        # False while shutting down: no new calls
         self._discovered: OrderedDict[str, float] = OrderedDict()
         self._outgoing: dict[int, _Outgoing] = {}
         self._seq = 0
@@ -428,6 +429,8 @@ class RasController:
             self.stats["spoofed"] += 1
             return self._arj(arq, None, "invalidEndpointIdentifier")
         self.registry.touch(endpoint, now)
+        if not self.accepting:
+            return self._arj(arq, endpoint, "resourceUnavailable")
         if arq.answer_call:
             return self._answer_arq(arq, endpoint, now)
         again = self.calls.find_call_id(arq.call_id)

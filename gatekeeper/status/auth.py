@@ -77,7 +77,7 @@ class AuthRules:
     default: bool = False
     regex: str | None = None
     users: dict[str, str] = field(default_factory=dict, repr=False)  # secrets: never logged
-    shutdown_allowed: bool = False
+    shutdown_allowed: bool = True    # GnuGk 5.15 allows it unless Shutdown=forbid
     delay_reject: float = 0.0
     login_timeout: float = 120.0
     tries: int = 3
@@ -90,7 +90,7 @@ class AuthRules:
         users: dict[str, str] = {}
         default = False
         regex = None
-        shutdown = False
+        shutdown = True
         delay = 0.0
         timeout = 120.0
         for key, value in items:

@@ -500,6 +500,31 @@ def reload(factory, session, args):
     factory.gatekeeper.reload("command")
 
 
+@command("Shutdown", summary="stop the gatekeeper (if [GkStatus::Auth] Shutdown allows)")
+def shutdown(factory, session, args):
+    if not factory.auth.shutdown_allowed:
+        session.send_line("Error: Shutdown is forbidden by [GkStatus::Auth] Shutdown")
+        return
+    statistics(factory, session, [])
+    if not factory.gatekeeper.shutdown():
+        session.send_line("Error: this gatekeeper cannot be stopped from here")
+        return
+    factory.log.info("shutdown requested by status client {peer}", peer=session.peer)
+
+
+@command("DisconnectSession", "ds", summary="close another status session by its number")
+def disconnect_session(factory, session, args):
+    if len(args) != 1 or not args[0].isdigit():
+        session.send_line("Syntax Error: DisconnectSession SESSION_ID")
+        return
+    for other in list(factory.sessions):
+        if other.number == int(args[0]):
+            other.close()
+            session.send_line(f"Session {args[0]} disconnected")
+            return
+    session.send_line(f"Session {args[0]} not found")
+
+
 @command("Exit", "q", "quit", summary="leave the status port")
 def exit_(factory, session, args):
     session.close()
