@@ -386,3 +386,31 @@ def test_disconnect_session(gk):
         f"Session {second.session.number} disconnected\r\n".encode()
     assert second.transport.disconnecting
     assert first.say(b"ds 999\r\n") == b"Session 999 not found\r\n"
+
+
+def test_current_calls_listing(gk):
+    client = Client(gk.status)
+    alice = FakeEndpoint(["alice"], ("10.0.1.49", 1720), ("10.0.1.49", 1719))
+    bob = FakeEndpoint(["bob"], ("10.1.1.1", 1720), ("10.1.1.1", 1719))
+    register(gk, alice)
+    register(gk, bob)
+    assert client.say(b"c\r\n") == (b"CurrentCalls\r\nNumber of Calls: 0 Active: 0 From Neighbor: 0 "
+                                    b"From Parent: 0 Proxied: 0\r\n;\r\n")
+    call_id = call_between(gk, alice, bob)
+    gk.clock.advance(109)
+    lines = client.say(b"!\r\n").decode().split("\r\n")
+    call = next(iter(gk.calls))
+    dashed = "-".join(f"{b:02x}" for b in call_id)
+    assert lines[:5] == [
+        "CurrentCalls",
+        f"Call No. {call.number} | CallID {' '.join(f'{b:02x}' for b in call_id)} | 109 | 0",
+        "Dial bob:h323_ID",
+        f"ACF|10.0.1.49:1720|{alice.endpoint_id}|{call.caller_crv}|bob:h323_ID|alice:h323_ID|false|"
+        f"{dashed}|Direct;",
+        f"ACF|10.1.1.1:1720|{bob.endpoint_id}|{call.callee_crv}|bob:h323_ID|alice:h323_ID|true|"
+        f"{dashed}|Direct;",
+    ]
+    assert lines[5:] == ["Number of Calls: 1 Active: 1 From Neighbor: 0 From Parent: 0 Proxied: 0",
+                         ";", ""]
+    verbose = client.say(b"cv\r\n").decode().split("\r\n")
+    assert verbose[5] == "# alice:h323_ID|bob:h323_ID|1280|Thu, 26 Nov 2026 14:13:13 GMT <1>"

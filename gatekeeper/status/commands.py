@@ -202,34 +202,39 @@ def print_current_calls_verbose(factory, session, args):
 
 def _calls(factory, session, verbose: bool) -> None:
     now = factory.clock.seconds()
-    lines = ["CurrentCalls"]
-    count = active = 0
-    for call in factory.gatekeeper.calls:
-        count += 1
-        active += call.connected
-        duration = int(now - call.connect_time) if call.connect_time is not None else 0
-        lines.append(f"Call No. {call.number} | CallID {guid_spaced(call.call_id)} | "
-                     f"{duration} | 0")
-        lines.append(f"Dial {format_aliases(call.destination_info)}")
-        media = "Proxy" if call.routed else "Direct"
+    calls = list(factory.gatekeeper.calls)   # a snapshot
+
+    def lines():
+        yield "CurrentCalls"
+        for call in calls:
+            yield from _call_lines(call, now, verbose)
+        active = sum(1 for call in calls if call.connected)
+        yield (f"Number of Calls: {len(calls)} Active: {active} From Neighbor: 0 From Parent: 0 "
+               f"Proxied: 0")
+        yield ";"
+
+    session.stream(lines())
+
+
+def _call_lines(call, now: float, verbose: bool) -> list[str]:
+    duration = int(now - call.connect_time) if call.connect_time is not None else 0
+    media = "Proxy" if call.routed else "Direct"
+    lines = [f"Call No. {call.number} | CallID {guid_spaced(call.call_id)} | {duration} | 0",
+             f"Dial {format_aliases(call.destination_info)}",
+             f"ACF|{ip_port(call.caller_signal_address)}|{call.caller_endpoint_id}|"
+             f"{call.caller_crv}|{format_aliases(call.destination_info)}|"
+             f"{format_aliases(call.source_info)}|false|{guid_dashed(call.call_id)}|{media};"]
+    if call.callee_endpoint_id:
+        crv = call.callee_crv if call.callee_crv is not None else call.caller_crv
         lines.append(
-            f"ACF|{ip_port(call.caller_signal_address)}|{call.caller_endpoint_id}|"
-            f"{call.caller_crv}|{format_aliases(call.destination_info)}|"
-            f"{format_aliases(call.source_info)}|false|{guid_dashed(call.call_id)}|{media};")
-        if call.callee_endpoint_id:
-            lines.append(
-                f"ACF|{ip_port(call.callee_signal_address)}|{call.callee_endpoint_id}|"
-                f"{call.callee_crv if call.callee_crv is not None else call.caller_crv}|"
-                f"{format_aliases(call.destination_info)}|{format_aliases(call.source_info)}|"
-                f"{boolean(True)}|{guid_dashed(call.call_id)}|{media};")
-        if verbose:
-            connected = rfc822(call.connect_time) if call.connect_time is not None else "unconnected"
-            lines.append(f"# {format_aliases(call.source_info)}|"
-                         f"{format_aliases(call.destination_info)}|{call.bandwidth}|"
-                         f"{connected} <1>")
-    lines += [f"Number of Calls: {count} Active: {active} From Neighbor: 0 From Parent: 0 "
-              f"Proxied: 0", ";"]
-    session.send_lines(lines)
+            f"ACF|{ip_port(call.callee_signal_address)}|{call.callee_endpoint_id}|{crv}|"
+            f"{format_aliases(call.destination_info)}|{format_aliases(call.source_info)}|"
+            f"{boolean(True)}|{guid_dashed(call.call_id)}|{media};")
+    if verbose:
+        connected = rfc822(call.connect_time) if call.connect_time is not None else "unconnected"
+        lines.append(f"# {format_aliases(call.source_info)}|{format_aliases(call.destination_info)}|"
+                     f"{call.bandwidth}|{connected} <1>")
+    return lines
 
 
 @command("Find", "f", summary="find an endpoint by alias or prefix")
