@@ -414,3 +414,12 @@ def test_current_calls_listing(gk):
                          ";", ""]
     verbose = client.say(b"cv\r\n").decode().split("\r\n")
     assert verbose[5] == "# alice:h323_ID|bob:h323_ID|1280|Thu, 26 Nov 2026 14:13:13 GMT <1>"
+
+
+def test_yell_reaches_every_session_as_gnugk_prints_it(gk):
+    speaker, listener = Client(gk.status, 47548), Client(gk.status, 47549)
+    listener.say(b"trace 0\r\n")
+    number = speaker.session.number
+    expected = f"  {number}\t127.0.0.1:47548=>127.0.0.1:7000\t: yell hi all\r\n".encode()
+    assert speaker.say(b"yell hi all\r\n") == expected
+    assert listener.take() == expected

@@ -290,8 +290,9 @@ def who(factory, session, args):
 @command("Yell", summary="send a message to every session")
 def yell(factory, session, args):
     host = session.transport.getHost()
+    # GnuGk repeats the whole command line after the sender's user name
     factory.broadcast(f"  {session.number}\t{session.peer}=>{host.host}:{host.port}\t"
-                      f"{session.user}: {' '.join(args)}")
+                      f"{session.user}: {' '.join(['yell', *args])}")
 
 
 # -- control: unregister and disconnect ---------------------------------------
