@@ -315,30 +315,28 @@ def _endpoint_at(factory, text: str):
     return found[0] if found else None
 
 
-@command("UnregisterIP", "uip", summary="unregister the endpoint at IP[:Port]")
-def unregister_ip(factory, session, args):
+def _unregister(factory, session, args, usage: str, find, not_found: str) -> None:
     if len(args) != 1:
-        session.send_line("Syntax Error: UnregisterIp IP_ADDRESS")
+        session.send_line(f"Syntax Error: {usage}")
         return
-    endpoint = _endpoint_at(factory, args[0])
+    endpoint = find(args[0])
     if endpoint is None:
-        factory.broadcast(f"IP {args[0]} not found!")
+        factory.broadcast(not_found.format(args[0]))
         return
     factory.gatekeeper.controller.unregister(endpoint, "maintenance")
     factory.broadcast(f"SoftPBX: Endpoint {args[0]} unregistered!")
+
+
+@command("UnregisterIP", "uip", summary="unregister the endpoint at IP[:Port]")
+def unregister_ip(factory, session, args):
+    _unregister(factory, session, args, "UnregisterIp IP_ADDRESS",
+                lambda text: _endpoint_at(factory, text), "IP {} not found!")
 
 
 @command("UnregisterAlias", "ua", summary="unregister the endpoint with this alias")
 def unregister_alias(factory, session, args):
-    if len(args) != 1:
-        session.send_line("Syntax Error: UnregisterAlias ALIAS")
-        return
-    endpoint = factory.gatekeeper.registry.find_alias(args[0])
-    if endpoint is None:
-        factory.broadcast(f"Alias {args[0]} not found!")
-        return
-    factory.gatekeeper.controller.unregister(endpoint, "maintenance")
-    factory.broadcast(f"SoftPBX: Endpoint {args[0]} unregistered!")
+    _unregister(factory, session, args, "UnregisterAlias ALIAS",
+                factory.gatekeeper.registry.find_alias, "Alias {} not found!")
 
 
 @command("UnregisterAllEndpoints", "uae", summary="unregister every endpoint")
