@@ -60,6 +60,8 @@ class StatusSession(Protocol):
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self.peer = f"{peer.host}:{peer.port}"
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)   # event lines are small: no Nagle delay
         self.transport.registerProducer(self, True)
         self.factory.sessions.append(self)
         self.number = self.factory.next_number()
@@ -188,9 +190,11 @@ class StatusSession(Protocol):
             self._out(("\r\n".join(lines) + "\r\n").encode("utf-8", "replace"))
 
     def stream(self, lines: Iterable[str]) -> None:
-        """Send many lines without holding the reactor for long."""
+        """Send many lines without holding the reactor for long (the first
+        slice in the next reactor turn: the caller may have worked already)."""
         self._jobs.append(iter(lines))
-        self._pump()
+        if self._pump_call is None and len(self._jobs) == 1:
+            self._pump_call = self.factory.clock.callLater(0, self._pump)
 
     def _out(self, data: bytes) -> None:
         if self._jobs:
@@ -249,9 +253,10 @@ class StatusSession(Protocol):
 
     def resumeProducing(self) -> None:
         self._paused = False
-        while self._held and not self._paused:
-            data = self._held.popleft()
-            self._held_size -= len(data)
+        if self._held:
+            data = b"".join(self._held)   # one write for everything held
+            self._held.clear()
+            self._held_size = 0
             self.transport.write(data)
         if self._jobs and not self._paused and self._pump_call is None:
             self._pump()
