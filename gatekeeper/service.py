@@ -185,7 +185,6 @@ class GatekeeperService(service.MultiService):
         self.controller.accepting = False
         for call in list(self.calls):
             self.controller.end_call(call, "gatekeeper shutdown")
-        self.status.flush()
         for session in list(self.status.sessions):
             session.close()
         self.controller.stop()

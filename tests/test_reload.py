@@ -61,7 +61,6 @@ def test_reload_command_swaps_the_file_in_and_says_so(tmp_path):
     client, transport = session(service)
     path.write_text(SECOND)
     client.dataReceived(b"reload\r\n")
-    service.status.flush()   # the end of the reactor turn
     assert transport.value() == b"Full Config reloaded.\r\n"
     assert ask(service, caller, caller.arq(["0712345:dialedDigits"])).kind == "admissionConfirm"
     assert service.registry.find_alias("perm").permanent
@@ -76,7 +75,6 @@ def test_a_broken_file_keeps_the_running_configuration(tmp_path):
     client, transport = session(service)
     path.write_text(BROKEN)
     client.dataReceived(b"reload\r\n")
-    service.status.flush()
     reply = transport.value().decode()
     assert reply.startswith("Reload failed: ") and "TimeToLive=soon" in reply
     assert service.registry.configured_prefixes == {"GW1": ("02", "07")}
@@ -91,7 +89,6 @@ def test_a_sighup_reload_is_not_announced(tmp_path):
     client, transport = session(service)
     path.write_text(SECOND)
     ok, _ = service.reload("signal")
-    service.status.flush()
     assert ok and transport.value() == b""
     assert service.registry.configured_prefixes == {"GW1": ("02", "07")}
 

@@ -34,8 +34,6 @@ class Client:
         self.session.makeConnection(self.transport)
 
     def take(self) -> bytes:
-        """What the client received by the end of this reactor turn."""
-        self.session.factory.flush()
         data = self.transport.value()
         self.transport.clear()
         return data
@@ -151,7 +149,6 @@ def test_a_client_that_stops_reading_is_dropped_and_others_go_on(gk):
     gk.status.max_output = 10_000
     for _ in range(1000):
         gk.bus.publish(ev.GatekeeperConfirmed(("127.0.0.1", 5), (h323_id("bob"),), "terminal"))
-        gk.status.flush()   # each event in its own reactor turn
     assert slow.transport.disconnecting
     assert slow.session._held_size == 0
     assert fine.take().count(b"GCF|") == 1000
@@ -443,20 +440,3 @@ def test_yell_reaches_every_session_as_gnugk_prints_it(gk):
     expected = f"  {number}\t127.0.0.1:47548=>127.0.0.1:7000\t: yell hi all\r\n".encode()
     assert speaker.say(b"yell hi all\r\n") == expected
     assert listener.take() == expected
-
-
-def test_events_of_one_reactor_turn_reach_each_session_in_one_write(gk):
-    writes = []
-    client = Client(gk.status)
-    client.take()
-    original = client.transport.write
-    client.transport.write = lambda data: (writes.append(data), original(data))
-    for _ in range(50):
-        gk.bus.publish(ev.GatekeeperConfirmed(("127.0.0.1", 5), (h323_id("bob"),), "terminal"))
-    assert writes == []                       # nothing until the turn ends
-    gk.clock.advance(0)
-    assert len(writes) == 1 and writes[0].count(b"GCF|") == 50
-    # a reply written in the same turn as events comes after them
-    gk.bus.publish(ev.GatekeeperConfirmed(("127.0.0.1", 6), (h323_id("ann"),), "terminal"))
-    client.session.dataReceived(b"trace 2\r\n")
-    assert client.transport.value().endswith(b"GCF|127.0.0.1|ann|terminal;\r\nOutput trace level is 2\r\n")

@@ -189,23 +189,14 @@ class StatusSession(Protocol):
         if lines:
             self._out(("\r\n".join(lines) + "\r\n").encode("utf-8", "replace"))
 
-    def deliver(self, data: bytes) -> None:
-        """Event lines from the factory's flush (already in order)."""
-        if self._jobs:
-            self._jobs.append(data)
-        else:
-            self.write_raw(data)
-
     def stream(self, lines: Iterable[str]) -> None:
         """Send many lines without holding the reactor for long (the first
         slice in the next reactor turn: the caller may have worked already)."""
-        self.factory.flush()
         self._jobs.append(iter(lines))
         if self._pump_call is None and len(self._jobs) == 1:
             self._pump_call = self.factory.clock.callLater(0, self._pump)
 
     def _out(self, data: bytes) -> None:
-        self.factory.flush()   # event lines owed to everyone go first, in order
         if self._jobs:
             self._jobs.append(data)
         else:
@@ -291,8 +282,6 @@ class StatusFactory(ServerFactory):
         self.max_line = max_line
         self.max_output = max_output
         self.sessions: list[StatusSession] = []
-        self._batch: list[tuple[int, str]] = []
-        self._flush_call: Any = None
         self.log_level = 1          # GnuGk's "debug trc": the verbosity of the log
         self._number = 0
         from gatekeeper.status import commands  # the table refers back to sessions
@@ -308,45 +297,19 @@ class StatusFactory(ServerFactory):
     # -- events ----------------------------------------------------------
 
     def __call__(self, event: object) -> None:
-        """Bus observer: the event's line is owed to every session whose level
-        shows it. Lines are collected for the rest of this reactor turn and
-        written to each session in one piece (a saturated RAS port produces
-        many events per turn; one write per session per event was the cost)."""
+        """Bus observer: one line to every session whose level shows it."""
         level = getattr(event, "trace_level", 2)
-        if not any(s.logged_in and s.trace_level >= level for s in self.sessions):
-            return
-        line = format_event(event)
-        if line is None:
-            return
-        self._batch.append((level, line))
-        if self._flush_call is None:
-            self._flush_call = self.clock.callLater(0, self.flush)
-
-    def flush(self) -> None:
-        """Write the collected event lines now (also before any direct output)."""
-        if self._flush_call is not None:
-            if self._flush_call.active():
-                self._flush_call.cancel()
-            self._flush_call = None
-        if not self._batch:
-            return
-        batch, self._batch = self._batch, []
-        blobs: dict[int, bytes] = {}
+        line = None
         for session in list(self.sessions):
-            if not session.logged_in:
-                continue
-            level = session.trace_level
-            blob = blobs.get(level)
-            if blob is None:
-                lines = [line for needed, line in batch if needed <= level]
-                blob = ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace") if lines else b""
-                blobs[level] = blob
-            if blob:
-                session.deliver(blob)
+            if session.logged_in and session.trace_level >= level:
+                if line is None:
+                    line = format_event(event)
+                    if line is None:
+                        return
+                session.send_line(line)
 
     def broadcast(self, text: str) -> None:
         """A line every logged-in session gets, whatever its level."""
-        self.flush()
         for session in list(self.sessions):
             if session.logged_in:
                 session.send_line(text)
