@@ -914,7 +914,7 @@ class Bench:
               f" lost {load['lost']} | {self.cpu_text(cpu)}", flush=True)
         self.row(f"2. event line latency, all deliveries ({watching} sessions)",
                  f"p50 {ms(pct(deliveries, .5))} ms",
-                 f"p99 {ms(pct(deliveries, .99))} ms, max {ms(max(deliveries))} ms;"
+                 f"p99 {ms(pct(deliveries, .99))} ms, max {ms(max(deliveries, default=float('nan')))} ms;"
                  f" {len(deliveries):,} deliveries", "(info)")
         self.row("2. event line latency, slowest session per event",
                  f"p50 {ms(pct(slowest, .5))} ms",
