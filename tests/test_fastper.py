@@ -440,22 +440,9 @@ def test_encoder_primitives_write_as_asn1tools_writes():
 
 def test_every_node_has_a_fast_checked_class():
     spec = codec.specification()
-    stack = [t._type for module in spec.modules.values() for t in module.values()]
-    seen = set()
     fast = set(fastper._REPLACEMENTS.values()) | {per.Recursive}
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
+    for node in codec.compiled_nodes(spec):
         assert type(node) in fast, node
-        for attribute in ("root_members", "additions"):
-            stack.extend(getattr(node, attribute, None) or [])
-        for attribute in ("root_index_to_member", "additions_index_to_member"):
-            stack.extend((getattr(node, attribute, None) or {}).values())
-        for attribute in ("element_type", "_inner"):
-            if getattr(node, attribute, None) is not None:
-                stack.append(getattr(node, attribute))
     for module in spec.modules.values():
         for compiled_type in module.values():
             assert type(compiled_type) is fastper.CompiledType

@@ -59,7 +59,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def _import_asn1tools() -> Any:
@@ -304,8 +304,8 @@ _REPLACEMENTS = {
 }
 
 
-def _install_fixes(spec: Any) -> None:
-    """Swap the library's classes for ours throughout the compiled type tree."""
+def compiled_nodes(spec: Any) -> Iterator[Any]:
+    """Every node of the compiled type tree, once each (recursive types included)."""
     seen: set[int] = set()
     stack = [
         compiled._type
@@ -317,23 +317,23 @@ def _install_fixes(spec: Any) -> None:
         if id(node) in seen:
             continue
         seen.add(id(node))
+        yield node
+        for attribute in ("root_members", "additions"):
+            stack.extend(getattr(node, attribute, None) or ())
+        for attribute in ("root_index_to_member", "additions_index_to_member"):
+            stack.extend((getattr(node, attribute, None) or {}).values())
+        for attribute in ("element_type", "_inner"):  # _inner: a Recursive reference
+            child = getattr(node, attribute, None)
+            if child is not None:
+                stack.append(child)
+
+
+def _install_fixes(spec: Any) -> None:
+    """Swap the library's classes for ours throughout the compiled type tree."""
+    for node in compiled_nodes(spec):
         replacement = _REPLACEMENTS.get(type(node))
         if replacement is not None:
             node.__class__ = replacement
-        for attribute in ("root_members", "additions"):
-            members = getattr(node, attribute, None)
-            if members:
-                stack.extend(members)
-        for attribute in ("root_index_to_member", "additions_index_to_member"):
-            members = getattr(node, attribute, None)
-            if members:
-                stack.extend(members.values())
-        element = getattr(node, "element_type", None)
-        if element is not None:
-            stack.append(element)
-        inner = getattr(node, "_inner", None)  # a Recursive reference
-        if inner is not None:
-            stack.append(inner)
 
 
 # ---------------------------------------------------------------------------
