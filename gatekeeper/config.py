@@ -17,52 +17,14 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.configfile import (ConfigError, IniFile, as_bool, as_int, read_ini,
+                                   unknown_key)
 from gatekeeper.h225 import ras
 from gatekeeper.h225.ras import Address, Alias
 from gatekeeper.status.auth import AuthRules
 
-
-class ConfigError(GatekeeperError):
-    """A configuration file that cannot be used, and exactly where."""
-
-    def __init__(self, path: str, section: str, key: str, value: str, problem: str) -> None:
-        self.path, self.section, self.key, self.value, self.problem = path, section, key, value, problem
-        super().__init__(f"{path}: [{section}] {key}={value}: {problem}")
-
-
-@dataclass(frozen=True, slots=True)
-class IniFile:
-    """The raw file: sections in order, each a list of (key, value) pairs."""
-
-    path: str
-    sections: dict[str, tuple[tuple[str, str], ...]]
-
-    def items(self, section: str) -> tuple[tuple[str, str], ...]:
-        return self.sections.get(section, ())
-
-
-def read_ini(text: str, path: str = "<string>") -> IniFile:
-    """Parse GnuGk's INI dialect; a line that is neither is a ConfigError."""
-    sections: dict[str, list[tuple[str, str]]] = {}
-    current: str | None = None
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            if not line.endswith("]") or len(line) < 3:
-                raise ConfigError(path, current or "", f"line {number}", line, "bad section header")
-            current = line[1:-1].strip()
-            sections.setdefault(current, [])
-            continue
-        if current is None:
-            raise ConfigError(path, "", f"line {number}", line, "a setting before any [Section]")
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(path, current, f"line {number}", line, "expected key=value")
-        sections[current].append((key.strip(), value.strip()))
-    return IniFile(path, {name: tuple(items) for name, items in sections.items()})
+__all__ = ["Config", "ConfigError", "IniFile", "MainSettings", "PermanentEndpoint", "as_bool",
+           "as_int", "load", "parse", "read_ini"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,29 +67,16 @@ class Config:
     require_discovery: bool = False
     warnings: tuple[str, ...] = ()
     status_auth: AuthRules = field(default_factory=AuthRules)   # no section: loopback only
+    #: The file as read (what ``debug cfg`` shows and ``debug set`` edits).
+    ini: IniFile = field(default_factory=lambda: IniFile("<defaults>", {}))
 
 
 # Sections whose keys we read, with the keys we know. Other known GnuGk
 # sections are accepted without warnings as they are implemented.
 
 
-def _int(path: str, section: str, key: str, value: str, low: int, high: int) -> int:
-    try:
-        number = int(value, 10)
-    except ValueError:
-        raise ConfigError(path, section, key, value, "not a whole number") from None
-    if not low <= number <= high:
-        raise ConfigError(path, section, key, value, f"must be between {low} and {high}")
-    return number
-
-
-def _bool(path: str, section: str, key: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes", "on", "enable"):
-        return True
-    if lowered in ("0", "false", "no", "off", "disable"):
-        return False
-    raise ConfigError(path, section, key, value, "not a boolean (use 1 or 0)")
+_int = as_int
+_bool = as_bool
 
 
 def _prefixes(path: str, section: str, key: str, value: str) -> tuple[str, ...]:
@@ -185,7 +134,7 @@ def parse(ini: IniFile) -> Config:
         elif lowered == "usemulticastlistener":
             values["use_multicast_listener"] = _bool(path, section, key, value)
         else:
-            warnings.append(f"{path}: [{section}] {key}: unknown key, ignored")
+            warnings.append(unknown_key(path, section, key))
     main = MainSettings(**{**_fields(main), **values})
 
     section = "RasSrv::GWPrefixes"
@@ -219,7 +168,7 @@ def parse(ini: IniFile) -> Config:
         elif lowered == "requirediscovery":   # ours, not GnuGk's
             require_discovery = _bool(path, section, key, value)
         else:
-            warnings.append(f"{path}: [{section}] {key}: unknown key, ignored")
+            warnings.append(unknown_key(path, section, key))
 
     section = "GkStatus::Auth"
     status_auth = AuthRules()
@@ -236,7 +185,7 @@ def parse(ini: IniFile) -> Config:
         if name not in _KNOWN_SECTIONS:
             warnings.append(f"{path}: [{name}]: section not supported, ignored")
     return Config(path, main, gateway_prefixes, tuple(permanent), irq_poll_count,
-                  require_discovery, tuple(warnings), status_auth)
+                  require_discovery, tuple(warnings), status_auth, ini)
 
 
 def _fields(settings: MainSettings) -> dict[str, object]:

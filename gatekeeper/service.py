@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from twisted.application import internet, service
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from gatekeeper.config import Config, ConfigError
+from gatekeeper import config as configuration
+from gatekeeper.config import Config, ConfigError, IniFile
 from gatekeeper.core.calls import CallTable
 from gatekeeper.core.registry import Endpoint, Registry
 from gatekeeper.events import ConfigReloaded, EventBus
@@ -78,6 +79,32 @@ class GatekeeperService(service.MultiService):
     config_loader: Callable[[], tuple[Config, RasSettings]] | None = None
     #: Install a SIGHUP handler that reloads (tap.makeService sets it).
     reload_on_sighup = False
+    #: RAS settings for a configuration (tap.makeService sets one that lets
+    #: the command line win over the file).
+    settings_for: Callable[[Config], RasSettings] | None = None
+
+    def edit_config(self, ini: IniFile, source: str = "debug") -> tuple[bool, str]:
+        """Swap in an edited copy of the running file (``debug set``/``remove``).
+
+        The text is parsed as a file would be; if it does not parse, nothing
+        changes and the reason is returned. Listening ports are kept.
+        """
+        try:
+            config = configuration.parse(ini)
+        except ConfigError as error:
+            return False, str(error)
+        if self.settings_for is not None:
+            settings = self.settings_for(config)
+        else:
+            main = config.main
+            settings = replace(self.settings, gatekeeper_id=main.name,
+                               time_to_live=main.time_to_live,
+                               total_bandwidth=main.total_bandwidth,
+                               endpoint_id_suffix=main.endpoint_id_suffix,
+                               irq_poll_count=config.irq_poll_count,
+                               require_discovery=config.require_discovery)
+        self.apply(config, settings)
+        return True, ""
 
     def reload(self, source: str = "command") -> tuple[bool, str]:
         """Re-read the configuration file and swap it in whole.

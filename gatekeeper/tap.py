@@ -96,6 +96,7 @@ def makeService(options: Options) -> GatekeeperService:
             return config, make_settings(options, config)[0]
 
         service.config_loader = load
+    service.settings_for = lambda config: make_settings(options, config)[0]
     service.reload_on_sighup = True
     service.stop_program = reactor.stop
     return service
