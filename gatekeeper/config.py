@@ -19,6 +19,8 @@ from pathlib import Path
 
 from gatekeeper.configfile import (ConfigError, IniFile, as_bool, as_int, read_ini,
                                    unknown_key)
+from gatekeeper.core.routing import RoutingSettings, parse_routing
+from gatekeeper.core.vqueue import VirtualQueueSettings, parse_virtual_queues
 from gatekeeper.h225 import ras
 from gatekeeper.h225.ras import Address, Alias
 from gatekeeper.status.auth import AuthRules
@@ -67,6 +69,8 @@ class Config:
     require_discovery: bool = False
     warnings: tuple[str, ...] = ()
     status_auth: AuthRules = field(default_factory=AuthRules)   # no section: loopback only
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    virtual_queues: VirtualQueueSettings = field(default_factory=VirtualQueueSettings)
     #: The file as read (what ``debug cfg`` shows and ``debug set`` edits).
     ini: IniFile = field(default_factory=lambda: IniFile("<defaults>", {}))
 
@@ -181,11 +185,19 @@ def parse(ini: IniFile) -> Config:
             raise ConfigError(path, section, key, value, str(error).partition(": ")[2]
                               or str(error)) from None
 
+    routing, more = parse_routing(ini)
+    warnings += more
+    virtual_queues, more = parse_virtual_queues(ini)
+    warnings += more
+    if virtual_queues.configured and not routing.uses("vqueue"):
+        warnings.append(f"{path}: [CTI::Agents] virtual queues are configured but no "
+                        "[RoutingPolicy] chain has vqueue: calls to them are not queued")
+
     for name in ini.sections:
         if name not in _KNOWN_SECTIONS:
             warnings.append(f"{path}: [{name}]: section not supported, ignored")
     return Config(path, main, gateway_prefixes, tuple(permanent), irq_poll_count,
-                  require_discovery, tuple(warnings), status_auth, ini)
+                  require_discovery, tuple(warnings), status_auth, routing, virtual_queues, ini)
 
 
 def _fields(settings: MainSettings) -> dict[str, object]:
@@ -195,7 +207,8 @@ def _fields(settings: MainSettings) -> dict[str, object]:
 # The sections this gatekeeper reads so far; any other section is reported.
 _KNOWN_SECTIONS = {
     "Gatekeeper::Main", "RasSrv::GWPrefixes", "RasSrv::PermanentEndpoints",
-    "RasSrv::RRQFeatures", "GkStatus::Auth",
+    "RasSrv::RRQFeatures", "GkStatus::Auth", "RoutingPolicy", "RoutingPolicy::OnARQ",
+    "RoutingPolicy::OnLRQ", "RoutingPolicy::OnSetup", "CTI::Agents",
 }
 
 

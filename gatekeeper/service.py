@@ -14,6 +14,8 @@ from gatekeeper import config as configuration
 from gatekeeper.config import Config, ConfigError, IniFile
 from gatekeeper.core.calls import CallTable
 from gatekeeper.core.registry import Endpoint, Registry
+from gatekeeper.core.routing import Router, build_router
+from gatekeeper.core.vqueue import VirtualQueues
 from gatekeeper.events import ConfigReloaded, EventBus
 from gatekeeper.ras.controller import RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
@@ -47,7 +49,11 @@ class GatekeeperService(service.MultiService):
         self.registry = Registry(settings.endpoint_id_suffix,
                                  configured_prefixes=self.config.gateway_prefixes)
         self.calls = CallTable()
-        self.controller = RasController(settings, self.bus, clock, self.registry, self.calls)
+        self.virtual_queues = VirtualQueues(self.config.virtual_queues, self.bus, clock,
+                                            self.registry)
+        self.controller = RasController(settings, self.bus, clock, self.registry, self.calls,
+                                        self._router(self.config))
+        self.controller.hold_delay = self.config.virtual_queues.request_timeout + 2
         self.ras_protocol = RasProtocol(self.controller, clock)
         self.ras_server = internet.UDPServer(listen.ras_port, self.ras_protocol,
                                              interface=listen.interface, maxPacketSize=8192)
@@ -73,6 +79,9 @@ class GatekeeperService(service.MultiService):
                                                     interface=listen.status_interface)
             self.status_server.setName("status")
             self.status_server.setServiceParent(self)
+
+    def _router(self, config: Config) -> Router:
+        return build_router(config.routing, self.registry, {"vqueue": self.virtual_queues.policy})
 
     #: Re-reads the configuration: returns (config, settings) or raises
     #: ConfigError. Set by tap.makeService when a file was given.
@@ -138,6 +147,9 @@ class GatekeeperService(service.MultiService):
         self.settings = settings
         self.controller.settings = settings
         self.controller.bandwidth.total = settings.total_bandwidth
+        self.virtual_queues.configure(config.virtual_queues)
+        self.controller.router = self._router(config)
+        self.controller.hold_delay = config.virtual_queues.request_timeout + 2
         self.registry.set_configured_prefixes(config.gateway_prefixes)
         now = self.clock.seconds()
         for endpoint in list(self.registry):
@@ -210,6 +222,7 @@ class GatekeeperService(service.MultiService):
         """Stop admitting calls, end the calls still up with their CDRs (as
         GnuGk does on shutdown), drop the status clients, stop the timers."""
         self.controller.accepting = False
+        self.virtual_queues.stop()
         for call in list(self.calls):
             self.controller.end_call(call, "gatekeeper shutdown")
         for session in list(self.status.sessions):

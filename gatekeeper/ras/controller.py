@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import socket
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -27,7 +28,9 @@ from gatekeeper.h225 import codec, ras
 from gatekeeper.h225.ras import Address
 from gatekeeper.interfaces import IEventBus
 
-Send = Callable[[tuple, Address], None]
+#: Sends a message; the third argument, when given, is the request it answers
+#: as (source, kind, seq), so that retransmissions of that request get it too.
+Send = Callable[..., None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,18 @@ class Encoded:
     """A reply already encoded (keepalive RCFs come from a template)."""
 
     data: bytes
+
+
+@dataclass(slots=True)
+class _Held:
+    """A request answered with RequestInProgress while its route is sought."""
+
+    message: Any
+    source: Address          # where the final answer goes
+    endpoint_id: str | None
+    seq: int                 # the latest sequence number it was asked with
+    reply_to: Address | None = None   # an LRQ's replyAddress, if not the source
+    earlier: list[int] = field(default_factory=list)   # other sequence numbers it came with
 
 
 @dataclass(slots=True)
@@ -152,6 +167,8 @@ class RasController:
         self.stats: Counter[str] = Counter()
         self._send: Send | None = None
         self.accepting = True        # False while shutting down: no new calls
+        self.hold_delay = 12.0       # seconds a RequestInProgress asks the endpoint to wait
+        self._held: dict[tuple, _Held] = {}
         self._discovered: OrderedDict[str, float] = OrderedDict()
         self._outgoing: dict[int, _Outgoing] = {}
         self._seq = 0
@@ -439,12 +456,95 @@ class RasController:
             return self._confirm_again(arq, endpoint, again)
         if not arq.destination_info and arq.dest_call_signal_address is None:
             return self._arj(arq, endpoint, "requestDenied")
+        key = ("admissionRequest", endpoint.endpoint_id, arq.call_id or arq.call_reference)
+        held = self._held.get(key)
+        if held is not None:
+            # Asked again while an application decides: no second RouteRequest.
+            self.stats["ARQ while held"] += 1
+            held.earlier.append(held.seq)
+            held.seq = arq.seq
+            return ras.rip(arq.seq, self.hold_delay_ms)
         route = self.router.route(RoutingRequest(
-            arq.destination_info, arq.dest_call_signal_address, arq.src_info, endpoint))
-        if route is None:
+            arq.destination_info, arq.dest_call_signal_address, arq.src_info, endpoint,
+            "ARQ", arq.call_id, arq.call_reference, source, endpoint.signal_address,
+            str(endpoint.vendor) if endpoint.vendor is not None else ""))
+        if isinstance(route, Deferred):
+            return self._hold(key, route, arq, source, endpoint.endpoint_id)
+        return self._admit(arq, endpoint, route, now)
+
+    # -- requests held while a routing policy asks someone else ----------
+
+    def _hold(self, key: tuple, route: Deferred, message: Any, source: Address,
+              endpoint_id: str | None, reply_to: Address | None = None) -> tuple:
+        """Answer RequestInProgress now and the request when the route is known."""
+        self._held[key] = _Held(message, source, endpoint_id, message.seq, reply_to)
+        self.stats["held"] += 1
+        route.addCallback(self._route_known, key)
+        route.addErrback(self._route_failed, key)
+        return ras.rip(message.seq, self.hold_delay_ms)
+
+    def _route_known(self, route: Any, key: tuple) -> None:
+        held = self._held.pop(key, None)
+        if held is None:
+            return
+        message = replace(held.message, seq=held.seq)
+        if key[0] == "locationRequest":
+            reply = self._lrq_answer(message, held.source, route, held.reply_to)
+        else:
+            endpoint = self.registry.get(held.endpoint_id)
+            if endpoint is None:
+                self.stats["held caller gone"] += 1
+                return  # unregistered meanwhile: nobody to answer
+            if not self.accepting:
+                reply = self._arj(message, endpoint, "resourceUnavailable")
+            else:
+                reply = self._admit(message, endpoint, route, self.now())
+        self.answer_later(reply, held.source, key[0], held.seq, held.earlier)
+
+    def _route_failed(self, failure: Any, key: tuple) -> None:
+        self.log.failure("routing a held {kind} failed", failure, kind=key[0])
+        held = self._held.pop(key, None)
+        if held is None:
+            return
+        if key[0] == "locationRequest":
+            reply = self._to(ras.lrj(held.seq, "undefinedReason"), held.reply_to or held.source,
+                             held.source)
+        else:
+            reply = ras.arj(held.seq, "undefinedReason")
+        self.answer_later(reply, held.source, key[0], held.seq)
+
+    def answer_later(self, reply: tuple | Reply, source: Address, kind: str, seq: int,
+                     earlier: list[int] = ()) -> None:
+        """Send the final answer to a request answered with RIP before; the
+        same answer is kept for retransmissions under the earlier sequence
+        numbers the request came with."""
+        message, address = (reply.message, reply.address) if isinstance(reply, Reply) \
+            else (reply, source)
+        if self._send is None:
+            return
+        self._send(message, address, (source, kind, seq))
+        name, fields = message
+        for number in earlier:
+            self._send((name, {**fields, "requestSeqNum": number}), address,
+                       (source, kind, number), False)
+
+    @property
+    def hold_delay_ms(self) -> int:
+        """The delay a RequestInProgress announces."""
+        return max(1, min(65535, int(self.hold_delay * 1000)))
+
+    # -- admission -------------------------------------------------------
+
+    def _admit(self, arq: ras.AdmissionRequest, endpoint: Endpoint, route: Any,
+               now: float) -> tuple:
+        """ACF to where the routing chain says, or ARJ."""
+        if route is None or (route.reject is None and route.signal_address is None):
             return self._arj(arq, endpoint, "calledPartyNotRegistered")
+        if route.reject is not None:
+            return self._arj(arq, endpoint, route.reject)
         if not self.bandwidth.take(arq.bandwidth):
             return self._arj(arq, endpoint, "resourceUnavailable")
+        destination_info = route.destination or arq.destination_info
         call_id = arq.call_id or ras.new_guid()
         call = self.calls.add(Call(
             number=self.calls.next_number(), call_id=call_id, conference_id=arq.conference_id,
@@ -452,7 +552,7 @@ class RasController:
             caller_crv=arq.call_reference,
             callee_endpoint_id=route.endpoint.endpoint_id if route.endpoint else "",
             callee_signal_address=route.signal_address,
-            destination_info=arq.destination_info, source_info=arq.src_info or endpoint.aliases,
+            destination_info=destination_info, source_info=arq.src_info or endpoint.aliases,
             bandwidth=arq.bandwidth, admission_time=now, routed=self.settings.routed))
         endpoint.active_calls += 1
         endpoint.total_calls += 1
@@ -463,9 +563,10 @@ class RasController:
         self.stats["ACF"] += 1
         self.bus.publish(ev.AdmissionConfirmed(
             endpoint.signal_address, endpoint.endpoint_id, arq.call_reference,
-            arq.destination_info, call.source_info, False, call_id, self.settings.routed,
+            destination_info, call.source_info, False, call_id, self.settings.routed,
             call.number, route.signal_address, arq.bandwidth))
         return ras.acf(arq.seq, arq.bandwidth, destination, routed=self.settings.routed,
+                       destination_info=route.destination or None,
                        destination_type=route.endpoint.endpoint_type if route.endpoint else None)
 
     def _confirm_again(self, arq: ras.AdmissionRequest, endpoint: Endpoint, call: Call) -> tuple:
@@ -600,30 +701,52 @@ class RasController:
 
     def on_lrq(self, lrq: ras.LocationRequest, source: Address) -> tuple | Reply:
         reply_to = lrq.reply_address if usable_address(lrq.reply_address) else source
-        found = None
-        for alias in lrq.destination_info:
-            found = self.registry.find_alias(alias)
-            if found is not None:
-                break
-        if found is None:
-            for alias in lrq.destination_info:
-                if alias.digits:
-                    match = self.registry.longest_prefix(alias.digits)
-                    if match is not None:
-                        found = match[0]
-                        break
-        if found is None or found.signal_address is None or found.ras_address is None:
-            self.bus.publish(ev.LocationRejected(source, lrq.destination_info, lrq.source_info,
-                                                 "notRegistered"))
-            message = ras.lrj(lrq.seq, "notRegistered")
-        else:
-            self.bus.publish(ev.LocationConfirmed(source, found.endpoint_id, lrq.destination_info,
-                                                  lrq.source_info, found.signal_address))
-            signal = (self.settings.signal_address if self.settings.routed
-                      and self.settings.signal_address else found.signal_address)
-            message = ras.lcf(lrq.seq, signal, found.ras_address, lrq.destination_info,
-                              found.endpoint_type)
+        caller = self.registry.get(lrq.endpoint_id) if lrq.endpoint_id else None
+        key = ("locationRequest", reply_to, lrq.seq)
+        held = self._held.get(key)
+        if held is not None:
+            self.stats["LRQ while held"] += 1
+            return self._to(ras.rip(lrq.seq, self.hold_delay_ms), reply_to, source)
+        route = self.router.route(RoutingRequest(
+            lrq.destination_info, None, lrq.source_info, caller, "LRQ", lrq.call_id, lrq.seq,
+            source, caller.signal_address if caller else None))
+        if isinstance(route, Deferred):
+            return self._to(self._hold(key, route, lrq, source, None, reply_to), reply_to, source)
+        return self._lrq_answer(lrq, source, route, reply_to)
+
+    @staticmethod
+    def _to(message: tuple, reply_to: Address, source: Address) -> tuple | Reply:
         return Reply(message, reply_to) if reply_to != source else message
+
+    def _lrq_answer(self, lrq: ras.LocationRequest, source: Address, route: Any,
+                    reply_to: Address | None = None) -> tuple | Reply:
+        """LCF for a route, LRJ for none (an endpoint found by the registry
+        must be reachable over RAS; one a virtual queue names need not be)."""
+        reply_to = reply_to or source
+        found = route.endpoint if route is not None else None
+        ras_address = found.ras_address if found is not None else None
+        if route is not None and route.policy == "vqueue" and route.signal_address is not None \
+                and ras_address is None:
+            ras_address = (route.signal_address[0], 1719)
+        if route is not None and route.reject is not None:
+            reason = route.reject
+        elif route is None or route.signal_address is None or ras_address is None:
+            reason = "notRegistered"
+        else:
+            reason = None
+        if reason is not None:
+            self.bus.publish(ev.LocationRejected(source, lrq.destination_info, lrq.source_info,
+                                                 reason))
+            return self._to(ras.lrj(lrq.seq, reason), reply_to, source)
+        self.bus.publish(ev.LocationConfirmed(
+            source, found.endpoint_id if found else "", route.destination or lrq.destination_info,
+            lrq.source_info, route.signal_address))
+        signal = (self.settings.signal_address if self.settings.routed
+                  and self.settings.signal_address else route.signal_address)
+        message = ras.lcf(lrq.seq, signal, ras_address,
+                          route.destination or lrq.destination_info,
+                          found.endpoint_type if found else None)
+        return self._to(message, reply_to, source)
 
     # -- IRR, RAI and answers to our requests ----------------------------
 

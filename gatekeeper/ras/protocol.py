@@ -120,11 +120,20 @@ class RasProtocol(DatagramProtocol):
             self.log.failure("could not encode {kind}", kind=message[0])
             return None
 
-    def send_message(self, message: tuple, address: Address) -> None:
-        """Send a message of the gatekeeper's own (URQ, IRQ, DRQ, ...)."""
+    def send_message(self, message: tuple, address: Address,
+                     answering: tuple[Address, str, int] | None = None,
+                     write: bool = True) -> None:
+        """Send a message of the gatekeeper's own (URQ, IRQ, DRQ, ...), or the
+        late answer to a request (``answering`` = its source, kind and
+        sequence number), which a retransmission of that request then gets
+        (``write=False``: only keep it for retransmissions)."""
         encoded = self._encode(message)
-        if encoded is not None:
+        if encoded is None:
+            return
+        if write:
             self._write(encoded, address)
+        if answering is not None:
+            self._remember(answering, self.clock.seconds(), encoded, address)
 
     def _write(self, data: bytes, address: Address) -> None:
         if self.transport is None:

@@ -1,0 +1,296 @@
+"""Virtual queues (``[CTI::Agents]``): calls routed by an external application.
+
+A call whose destination is a virtual queue (an alias in
+``VirtualQueueAliases``, a prefix in ``VirtualQueuePrefixes`` or a match of
+``VirtualQueueRegex``) is held by the ``vqueue`` routing policy: a
+:class:`~gatekeeper.events.RouteRequested` event goes to the status port, and
+the policy's Deferred fires when an application answers with
+``RouteToAlias``, ``RouteToGateway`` or ``RouteReject`` (see :meth:`answer`),
+or when ``RequestTimeout`` passes, in which case the call goes on down the
+routing chain as in GnuGk.
+
+A pending request is found by (calling endpoint id, call reference), or by
+call id when the answer names one. The first answer wins; later ones, and
+answers for requests that timed out, get an error line.
+
+For an LRQ, which has no call reference, the RouteRequest carries the LRQ's
+sequence number as CallRef and the requester's endpoint id if it sent one,
+else ``unregistered``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from gatekeeper import events as ev
+from gatekeeper.configfile import ConfigError, IniFile, unknown_key
+from gatekeeper.core.registry import Registry
+from gatekeeper.core.routing import Route, RoutingRequest, rewritten
+from gatekeeper.h225 import ras
+from gatekeeper.h225.ras import Alias
+from gatekeeper.interfaces import IEventBus, IRoutingPolicy
+
+SECTION = "CTI::Agents"
+DEFAULT_TIMEOUT = 10.0
+#: The ARJ/LRJ reason of a RouteReject that names none.
+DEFAULT_REJECT_REASON = "calledPartyNotRegistered"
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualQueueSettings:
+    """``[CTI::Agents]``."""
+
+    aliases: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+    regex: str = ""
+    request_timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.aliases or self.prefixes or self.regex)
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_virtual_queues(ini: IniFile) -> tuple[VirtualQueueSettings, list[str]]:
+    """Read ``[CTI::Agents]``; a bad regex or timeout names section, key and value."""
+    values: dict[str, object] = {}
+    warnings: list[str] = []
+    for key, value in ini.items(SECTION):
+        lowered = key.lower()
+        if lowered in ("virtualqueuealiases", "virtualqueue"):   # the second: GnuGk's old name
+            values["aliases"] = _list(value)
+        elif lowered == "virtualqueueprefixes":
+            values["prefixes"] = _list(value)
+        elif lowered == "virtualqueueregex":
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ConfigError(ini.path, SECTION, key, value,
+                                  f"not a regular expression: {error}") from None
+            values["regex"] = value
+        elif lowered == "requesttimeout":
+            try:
+                timeout = float(value)
+            except ValueError:
+                raise ConfigError(ini.path, SECTION, key, value, "not a number of seconds") from None
+            if not 0 < timeout <= 3600:
+                raise ConfigError(ini.path, SECTION, key, value, "must be between 0 and 3600 seconds")
+            values["request_timeout"] = timeout
+        else:
+            warnings.append(unknown_key(ini.path, SECTION, key))
+    return VirtualQueueSettings(**values), warnings
+
+
+@dataclass(eq=False)
+class PendingRoute:
+    """A call waiting in a virtual queue for an application's answer."""
+
+    endpoint_id: str
+    call_reference: int
+    call_id: bytes | None
+    queue: str
+    request: RoutingRequest
+    waiters: list[Deferred] = field(default_factory=list)
+    timer: IDelayedCall | None = None
+
+
+class RouteAnswerError(Exception):
+    """An answer that cannot be used; the text is the status line."""
+
+
+@implementer(IRoutingPolicy)
+class VirtualQueuePolicy:
+    """The ``vqueue`` link of the routing chain."""
+
+    name = "vqueue"
+
+    def __init__(self, queues: "VirtualQueues") -> None:
+        self.queues = queues
+
+    def route(self, request: RoutingRequest) -> Deferred | None:
+        queue = self.queues.match(request.destination)
+        if queue is None:
+            return None
+        return self.queues.hold(request, queue)
+
+
+class VirtualQueues:
+    """The pending RouteRequests and the answers to them."""
+
+    log = Logger()
+
+    def __init__(self, settings: VirtualQueueSettings, bus: IEventBus, clock: IReactorTime,
+                 registry: Registry) -> None:
+        self.bus = bus
+        self.clock = clock
+        self.registry = registry
+        self.pending: dict[tuple[str, int], PendingRoute] = {}
+        self.stats = {"requests": 0, "answered": 0, "rejected": 0, "timeouts": 0,
+                      "late answers": 0}
+        self.configure(settings)
+        self.policy = VirtualQueuePolicy(self)
+
+    def configure(self, settings: VirtualQueueSettings) -> None:
+        """Take new settings (a reload); requests already waiting keep their timers."""
+        self.settings = settings
+        self._aliases = set(settings.aliases)
+        self._regex = re.compile(settings.regex) if settings.regex else None
+
+    # -- holding -----------------------------------------------------------
+
+    def match(self, destination: tuple[Alias, ...]) -> str | None:
+        """The virtual queue a destination dials, or None."""
+        for alias in destination:
+            value = alias.value
+            if value in self._aliases:
+                return value
+            if any(value.startswith(prefix) for prefix in self.settings.prefixes):
+                return value
+            if self._regex is not None and self._regex.fullmatch(value):
+                return value
+        return None
+
+    def hold(self, request: RoutingRequest, queue: str) -> Deferred:
+        """Publish a RouteRequest and wait for the answer (or the timeout)."""
+        endpoint_id = request.caller.endpoint_id if request.caller else "unregistered"
+        key = (endpoint_id, request.call_reference)
+        waiter: Deferred = Deferred()
+        pending = self.pending.get(key)
+        if pending is not None:
+            # The same call asked again (e.g. a retransmission with a new
+            # sequence number): one RouteRequest, both wait for its answer.
+            pending.waiters.append(waiter)
+            return waiter
+        pending = PendingRoute(endpoint_id, request.call_reference, request.call_id, queue,
+                               request, [waiter])
+        pending.timer = self.clock.callLater(self.settings.request_timeout, self._expire, key)
+        self.pending[key] = pending
+        self.stats["requests"] += 1
+        caller_alias = request.source[0].value if request.source else ""
+        caller_address = request.caller_signal_address or (
+            request.caller.signal_address if request.caller else None)
+        self.bus.publish(ev.RouteRequested(
+            caller_address, endpoint_id, request.call_reference, queue, caller_alias,
+            request.call_id, request.dest_signal_address, request.vendor,
+            request.message_from, request.message_type))
+        return waiter
+
+    def _expire(self, key: tuple[str, int]) -> None:
+        pending = self.pending.pop(key, None)
+        if pending is None:
+            return
+        pending.timer = None
+        self.stats["timeouts"] += 1
+        self.log.info("no answer for the call of {epid} (CRV {crv}) in virtual queue {queue} "
+                      "within {timeout} s; the routing chain goes on",
+                      epid=pending.endpoint_id, crv=pending.call_reference,
+                      queue=pending.queue, timeout=self.settings.request_timeout)
+        self._fire(pending, None)
+
+    def _fire(self, pending: PendingRoute, result: object) -> None:
+        if pending.timer is not None and pending.timer.active():
+            pending.timer.cancel()
+        pending.timer = None
+        for waiter in pending.waiters:
+            waiter.callback(result)
+
+    def stop(self) -> None:
+        """Refuse every waiting call (the gatekeeper is stopping)."""
+        for key in list(self.pending):
+            self._fire(self.pending.pop(key), Route(None, policy="vqueue",
+                                                    reject="resourceUnavailable"))
+
+    # -- answers (the status commands) -----------------------------------------
+
+    def answer(self, kind: str, args: list[str]) -> str | None:
+        """Answer a pending request: ``kind`` is ``alias``, ``gateway`` or
+        ``reject`` and ``args`` the command's words after its name. Returns
+        None when the call was routed, else the error line to show."""
+        try:
+            if kind == "alias":
+                target, rest = args[0], args[1:]
+                pending = self._find(rest)
+                result = self._to_alias(pending, target)
+            elif kind == "gateway":
+                target, address_text, rest = args[0], args[1], args[2:]
+                pending = self._find(rest)
+                result = self._to_gateway(pending, target, address_text)
+            elif kind == "reject":
+                pending = self._find(args)
+                reason = self._reject_reason(pending, args[3] if len(args) > 3 else None)
+                result = Route(None, policy="vqueue", reject=reason)
+                self.stats["rejected"] += 1
+            else:
+                raise RouteAnswerError(f"Error: unknown route answer {kind!r}")
+        except RouteAnswerError as error:
+            return str(error)
+        del self.pending[(pending.endpoint_id, pending.call_reference)]
+        self.stats["answered"] += 1
+        self._fire(pending, result)
+        return None
+
+    def _find(self, args: list[str]) -> PendingRoute:
+        """The pending request named by ``EPID CRV [CALLID]``."""
+        if len(args) < 2:
+            raise RouteAnswerError("Error: CallingEndpointID and CallRef expected")
+        endpoint_id, crv_text = args[0], args[1]
+        try:
+            crv = int(crv_text, 10)
+        except ValueError:
+            raise RouteAnswerError(f"Error: CallRef {crv_text} is not a number") from None
+        if len(args) > 2:
+            try:
+                call_id = ras.parse_guid(args[2])
+            except ValueError:
+                raise RouteAnswerError(f"Error: {args[2]} is not a call identifier") from None
+            for pending in self.pending.values():
+                if pending.call_id == call_id:
+                    return pending
+        else:
+            pending = self.pending.get((endpoint_id, crv))
+            if pending is not None:
+                return pending
+        self.stats["late answers"] += 1
+        raise RouteAnswerError(f"Error: no RouteRequest pending for {endpoint_id} {crv}")
+
+    def _to_alias(self, pending: PendingRoute, text: str) -> Route | RoutingRequest:
+        try:
+            alias = ras.parse_alias(text)
+        except ValueError as error:
+            raise RouteAnswerError(f"Error: bad alias {text}: {error}") from None
+        endpoint = self.registry.find_alias(alias)
+        if endpoint is not None and endpoint.signal_address is not None:
+            return Route(endpoint.signal_address, endpoint, alias.value, "vqueue",
+                         destination=(alias,))
+        # Not registered here: the rest of the chain routes the new alias.
+        return rewritten(pending.request, (alias,))
+
+    def _to_gateway(self, pending: PendingRoute, text: str, address_text: str) -> Route:
+        try:
+            alias = ras.parse_alias(text)
+            address = ras.parse_address(address_text, 1720)
+        except ValueError as error:
+            raise RouteAnswerError(f"Error: {error}") from None
+        return Route(address, self.registry.find_signal(address), alias.value, "vqueue",
+                     destination=(alias,))
+
+    def _reject_reason(self, pending: PendingRoute, text: str | None) -> str:
+        lrq = pending.request.message_type == "LRQ"
+        kind = "LRJ" if lrq else "ARJ"
+        if text is None:
+            return "requestDenied" if lrq else DEFAULT_REJECT_REASON
+        reasons = ras.reasons("locationReject" if lrq else "admissionReject")
+        if text.isdigit() and int(text) < len(reasons):
+            return reasons[int(text)]
+        if text in reasons:
+            return text
+        raise RouteAnswerError(f"Error: {text} is not an {kind} reason")
