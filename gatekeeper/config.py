@@ -19,11 +19,13 @@ from pathlib import Path
 
 from gatekeeper.configfile import (ConfigError, IniFile, as_bool, as_int, read_ini,
                                    unknown_key)
+from gatekeeper.core.rewrite import RewriteRule, parse_rewrite
 from gatekeeper.core.routing import RoutingSettings, parse_routing
 from gatekeeper.core.vqueue import VirtualQueueSettings, parse_virtual_queues
 from gatekeeper.h225 import ras
 from gatekeeper.h225.ras import Address, Alias
 from gatekeeper.status.auth import AuthRules
+from gatekeeper.status.filtering import FilterSettings, parse_filtering
 
 __all__ = ["Config", "ConfigError", "IniFile", "MainSettings", "PermanentEndpoint", "as_bool",
            "as_int", "load", "parse", "read_ini"]
@@ -69,7 +71,10 @@ class Config:
     require_discovery: bool = False
     warnings: tuple[str, ...] = ()
     status_auth: AuthRules = field(default_factory=AuthRules)   # no section: loopback only
+    status_filtering: FilterSettings = field(default_factory=FilterSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    rewrite_e164: tuple[RewriteRule, ...] = ()
+    call_signal_port: int = 1720         # [RoutedMode] CallSignalPort (for routed mode)
     virtual_queues: VirtualQueueSettings = field(default_factory=VirtualQueueSettings)
     #: The file as read (what ``debug cfg`` shows and ``debug set`` edits).
     ini: IniFile = field(default_factory=lambda: IniFile("<defaults>", {}))
@@ -185,6 +190,23 @@ def parse(ini: IniFile) -> Config:
             raise ConfigError(path, section, key, value, str(error).partition(": ")[2]
                               or str(error)) from None
 
+    status_filtering, more = parse_filtering(ini)
+    warnings += more
+
+    section = "RoutedMode"
+    call_signal_port = 1720
+    for key, value in ini.items(section):
+        lowered = key.lower()
+        if lowered in ("gkrouted", "h245routed"):
+            if as_bool(path, section, key, value):
+                warnings.append(f"{path}: [{section}] {key}={value}: gatekeeper-routed "
+                                "signalling is not implemented yet; calls are admitted in "
+                                "direct mode")
+        elif lowered == "callsignalport":
+            call_signal_port = as_int(path, section, key, value, 0, 65535)
+        else:
+            warnings.append(unknown_key(path, section, key))
+
     routing, more = parse_routing(ini)
     warnings += more
     virtual_queues, more = parse_virtual_queues(ini)
@@ -196,8 +218,12 @@ def parse(ini: IniFile) -> Config:
     for name in ini.sections:
         if name not in _KNOWN_SECTIONS:
             warnings.append(f"{path}: [{name}]: section not supported, ignored")
-    return Config(path, main, gateway_prefixes, tuple(permanent), irq_poll_count,
-                  require_discovery, tuple(warnings), status_auth, routing, virtual_queues, ini)
+    return Config(path=path, main=main, gateway_prefixes=gateway_prefixes,
+                  permanent_endpoints=tuple(permanent), irq_poll_count=irq_poll_count,
+                  require_discovery=require_discovery, warnings=tuple(warnings),
+                  status_auth=status_auth, status_filtering=status_filtering, routing=routing,
+                  rewrite_e164=parse_rewrite(ini), call_signal_port=call_signal_port,
+                  virtual_queues=virtual_queues, ini=ini)
 
 
 def _fields(settings: MainSettings) -> dict[str, object]:
@@ -208,7 +234,8 @@ def _fields(settings: MainSettings) -> dict[str, object]:
 _KNOWN_SECTIONS = {
     "Gatekeeper::Main", "RasSrv::GWPrefixes", "RasSrv::PermanentEndpoints",
     "RasSrv::RRQFeatures", "GkStatus::Auth", "RoutingPolicy", "RoutingPolicy::OnARQ",
-    "RoutingPolicy::OnLRQ", "RoutingPolicy::OnSetup", "CTI::Agents",
+    "RoutingPolicy::OnLRQ", "RoutingPolicy::OnSetup", "CTI::Agents", "RasSrv::RewriteE164",
+    "RoutedMode", "GkStatus::Filtering",
 }
 
 

@@ -19,6 +19,7 @@ from gatekeeper.core.vqueue import VirtualQueues
 from gatekeeper.events import ConfigReloaded, EventBus
 from gatekeeper.ras.controller import RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
+from gatekeeper.status.filtering import StatusFilters
 from gatekeeper.status.protocol import StatusFactory
 
 
@@ -54,6 +55,7 @@ class GatekeeperService(service.MultiService):
         self.controller = RasController(settings, self.bus, clock, self.registry, self.calls,
                                         self._router(self.config))
         self.controller.hold_delay = self.config.virtual_queues.request_timeout + 2
+        self.controller.rewrite_rules = self.config.rewrite_e164
         self.ras_protocol = RasProtocol(self.controller, clock)
         self.ras_server = internet.UDPServer(listen.ras_port, self.ras_protocol,
                                              interface=listen.interface, maxPacketSize=8192)
@@ -73,6 +75,9 @@ class GatekeeperService(service.MultiService):
         self.status = StatusFactory(self, clock, default_trace_level=main.status_trace_level,
                                     max_clients=main.max_status_clients,
                                     auth=self.config.status_auth)
+        # Read at each connect, so new sessions follow a reload (as GnuGk).
+        self.status.make_filters = lambda: StatusFilters.from_settings(
+            self.config.status_filtering)
         self.bus.subscribe(self.status)
         if listen.status_port:
             self.status_server = internet.TCPServer(listen.status_port, self.status,
@@ -150,6 +155,7 @@ class GatekeeperService(service.MultiService):
         self.virtual_queues.configure(config.virtual_queues)
         self.controller.router = self._router(config)
         self.controller.hold_delay = config.virtual_queues.request_timeout + 2
+        self.controller.rewrite_rules = config.rewrite_e164
         self.registry.set_configured_prefixes(config.gateway_prefixes)
         now = self.clock.seconds()
         for endpoint in list(self.registry):

@@ -25,6 +25,11 @@ class Options(usage.Options):
     synopsis = "[options]"
     longdesc = "An H.323 gatekeeper with a GnuGk-compatible status port."
 
+    optFlags = [
+        ["direct", None, "Direct mode: endpoints signal each other (the default)."],
+        ["routed", None, "Gatekeeper-routed mode (not available yet: refused)."],
+    ]
+
     optParameters = [
         ["config", "c", None, "GnuGk-style configuration file."],
         ["name", "n", None, "Gatekeeper identifier ([Gatekeeper::Main] Name)."],
@@ -39,6 +44,10 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
+        if self["routed"]:
+            raise usage.UsageError(
+                "--routed: gatekeeper-routed call signalling is not implemented yet; "
+                "run in direct mode (the default, --direct)")
         try:
             self.config = (configuration.load(self["config"]) if self["config"]
                            else configuration.Config())

@@ -178,10 +178,15 @@ def test_routing_policy_chains_default_and_by_alias_type_and_prefix():
     assert parse_routing(read_ini(""))[0].default_chain() == DEFAULT_CHAIN
 
 
-def test_unknown_routing_policy_is_refused():
+def test_unsupported_routing_policy_is_skipped_with_a_warning():
+    settings, warnings = parse_routing(read_ini("[RoutingPolicy]\ndefault=internal,sql\n",
+                                                "gk.ini"))
+    assert settings.default_chain() == ("internal",)
+    assert warnings == ["gk.ini: [RoutingPolicy] default: routing policy 'sql' is not "
+                        "supported here, skipped"]
     with pytest.raises(ConfigError) as raised:
-        parse_routing(read_ini("[RoutingPolicy]\ndefault=internal,sql\n", "gk.ini"))
-    assert raised.value.key == "default" and "'sql'" in raised.value.problem
+        parse_routing(read_ini("[RoutingPolicy]\ndefault= , \n", "gk.ini"))
+    assert raised.value.key == "default" and raised.value.problem == "no policy named"
 
 
 def test_virtual_queues_without_vqueue_in_any_chain_give_a_warning():

@@ -55,6 +55,8 @@ class CallTable:
         self._next_number = 0
         self.total = 0
         self.total_connected = 0
+        self.peak = 0                       # the most calls at once ...
+        self.peak_time: float | None = None  # ... and when (None: since start)
 
     def __len__(self) -> int:
         return len(self._by_number)
@@ -88,11 +90,15 @@ class CallTable:
         return sum(call.bandwidth for call in self._by_number.values())
 
     def add(self, call: Call) -> Call:
+        """Keep a new call (its admission time counts for the peak)."""
         self._by_number[call.number] = call
         self._by_call_id[call.call_id] = call
         for endpoint_id in call.endpoint_ids():
             self._by_endpoint.setdefault(endpoint_id, set()).add(call.number)
         self.total += 1
+        if len(self._by_number) > self.peak:
+            self.peak = len(self._by_number)
+            self.peak_time = call.admission_time
         return call
 
     def next_number(self) -> int:

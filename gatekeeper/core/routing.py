@@ -221,8 +221,8 @@ class RoutingSettings:
 
 
 def parse_routing(ini: IniFile) -> tuple[RoutingSettings, list[str]]:
-    """Read the routing chains; unknown policy names are refused (a call
-    routed by a policy that silently does nothing would be worse)."""
+    """Read the routing chains; a policy this gatekeeper does not have is
+    skipped with a warning."""
     chains: dict[tuple[str, str], tuple[str, ...]] = {}
     warnings: list[str] = []
     for section, message_type in _SECTIONS.items():
@@ -240,9 +240,11 @@ def parse_routing(ini: IniFile) -> tuple[RoutingSettings, list[str]]:
                 raise ConfigError(ini.path, section, key, value, "no policy named")
             for name in names:
                 if name not in KNOWN_POLICIES:
-                    raise ConfigError(ini.path, section, key, value,
-                                      f"routing policy {name!r} is not supported "
-                                      f"(supported: {', '.join(KNOWN_POLICIES)})")
+                    # GnuGk has more (dns, sql, http, ...): a GnuGk file still
+                    # loads, the chain goes on without the missing link.
+                    warnings.append(f"{ini.path}: [{section}] {key}: routing policy {name!r} "
+                                    f"is not supported here, skipped")
+            names = tuple(name for name in names if name in KNOWN_POLICIES)
             chains[(message_type, selector)] = names
     return RoutingSettings(chains), warnings
 

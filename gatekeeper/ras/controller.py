@@ -23,6 +23,7 @@ from gatekeeper import events as ev
 from gatekeeper.core.bandwidth import BandwidthPool
 from gatekeeper.core.calls import Call, CallTable
 from gatekeeper.core.registry import Endpoint, Registry
+from gatekeeper.core.rewrite import RewriteRule, rewrite_destination
 from gatekeeper.core.routing import Router, RoutingRequest, default_router
 from gatekeeper.h225 import codec, ras
 from gatekeeper.h225.ras import Address
@@ -168,6 +169,7 @@ class RasController:
         self._send: Send | None = None
         self.accepting = True        # False while shutting down: no new calls
         self.hold_delay = 12.0       # seconds a RequestInProgress asks the endpoint to wait
+        self.rewrite_rules: tuple[RewriteRule, ...] = ()   # [RasSrv::RewriteE164]
         self._held: dict[tuple, _Held] = {}
         self._discovered: OrderedDict[str, float] = OrderedDict()
         self._outgoing: dict[int, _Outgoing] = {}
@@ -456,6 +458,9 @@ class RasController:
             return self._confirm_again(arq, endpoint, again)
         if not arq.destination_info and arq.dest_call_signal_address is None:
             return self._arj(arq, endpoint, "requestDenied")
+        if self.rewrite_rules:
+            arq = replace(arq, destination_info=rewrite_destination(self.rewrite_rules,
+                                                                    arq.destination_info))
         key = ("admissionRequest", endpoint.endpoint_id, arq.call_id or arq.call_reference)
         held = self._held.get(key)
         if held is not None:
@@ -702,6 +707,9 @@ class RasController:
     def on_lrq(self, lrq: ras.LocationRequest, source: Address) -> tuple | Reply:
         reply_to = lrq.reply_address if usable_address(lrq.reply_address) else source
         caller = self.registry.get(lrq.endpoint_id) if lrq.endpoint_id else None
+        if self.rewrite_rules:
+            lrq = replace(lrq, destination_info=rewrite_destination(self.rewrite_rules,
+                                                                    lrq.destination_info))
         key = ("locationRequest", reply_to, lrq.seq)
         held = self._held.get(key)
         if held is not None:

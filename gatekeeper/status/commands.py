@@ -5,15 +5,16 @@ and an ambiguous one is an unknown command, as in GnuGk.  Arguments keep
 their case and are split on spaces and tabs.  Output formats follow the
 status-port document (the contract) and, where it is silent, GnuGk 5.15.
 
-This is the first part of the command set: listing, finding, tracing and
-leaving; the control commands (unregister, disconnect, routing, debug,
-reload, ...) join the same table.
+The table holds exactly the names and aliases GnuGk 5.15 lists for
+``help``; commands for features this gatekeeper does not have answer with a
+clear error line after GnuGk's own argument checks.
 """
 
 from __future__ import annotations
 
 import platform
 import sys
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -21,6 +22,7 @@ import twisted
 
 import gatekeeper
 from gatekeeper.h225.ras import format_address, format_aliases, guid_dashed, guid_spaced
+from gatekeeper.status.filtering import StatusFilters
 from gatekeeper.status.formats import boolean, ip_port, rfc822
 
 if TYPE_CHECKING:
@@ -52,24 +54,32 @@ def command(name: str, *aliases: str, summary: str = "") -> Callable[[Run], Run]
 
 
 def lookup(word: str) -> Command | None:
-    """Exact name or alias, else the one command whose name or alias starts with it."""
+    """Exact name or alias, else the one name or alias that starts with it.
+
+    As in GnuGk, a prefix of two names is ambiguous even when both belong to
+    the same command (``maint`` matches ``maintenance`` and
+    ``maintenancemode``), and an ambiguous prefix is an unknown command.
+    """
     key = word.lower()
     if key in TABLE:
         return TABLE[key]
-    matches = {entry.name for k, entry in TABLE.items() if k.startswith(key)}
+    matches = [k for k in TABLE if k.startswith(key)]
     if len(matches) == 1:
-        return next(e for e in COMMANDS if e.name in matches)
+        return TABLE[matches[0]]
     return None
 
 
 def run(factory: "StatusFactory", session: "StatusSession", line: str) -> None:
-    words = line.replace("\t", " ").split()
-    if not words:
+    """Run one command line (as received, spaces kept)."""
+    if not line:
         return  # an empty line gets no output
-    entry = lookup(words[0])
+    words = line.replace("\t", " ").split()
+    entry = lookup(words[0]) if words else None
     if entry is None:
-        session.send_line(f"Error: Unknown command '{words[0]}'")
+        # GnuGk repeats the whole line, arguments and spaces included
+        session.send_line(f"Error: Unknown command '{line}'")
         return
+    session.command_line = line   # Yell repeats it
     entry.run(factory, session, words[1:])
 
 
@@ -134,8 +144,8 @@ def find_endpoint(factory: "StatusFactory", text: str):
 
 @command("Help", "h", summary="list the commands")
 def help_(factory, session, args):
-    names = sorted(TABLE)
-    session.send_lines(["Commands:", *names, ";"])
+    # GnuGk prints its table's keys in byte order, one a line
+    session.send_lines(["Commands:", *sorted(TABLE), ";"])
 
 
 @command("Version", "v", summary="version and system information")
@@ -156,12 +166,21 @@ def statistics(factory, session, args):
         f"Gateways: {gateways} NATed: 0",
         "Cached Endpoints: 0 Terminals: 0 Gateways: 0",
         "-- Call Statistics --",
-        f"Current Calls: {len(calls)} Active: {active} From Neighbor: 0 From Parent: 0",
+        # the seed document's fields and single spaces, then 5.15's newer fields
+        f"Current Calls: {len(calls)} Active: {active} From Neighbor: 0 From Parent: 0 "
+        f"Proxied: 0",
         f"Total Calls: {calls.total} Successful: {calls.total_connected} From Neighbor: 0 "
-        f"From Parent: 0",
+        f"From Parent: 0 Proxied: 0 Peak: {_peak(factory, calls)}",
         startup_line(factory).replace("   Running", " Running"),
         ";",
     ])
+
+
+def _peak(factory, calls) -> str:
+    """``N at <time>``: the most calls at once and when (GnuGk starts with 0
+    at the startup time)."""
+    when = calls.peak_time if calls.peak_time is not None else factory.start_time()
+    return f"{calls.peak} at {rfc822(when)}"
 
 
 @command("PrintAllRegistrations", "r", "?", "par", summary="list registered endpoints")
@@ -290,9 +309,16 @@ def who(factory, session, args):
 @command("Yell", summary="send a message to every session")
 def yell(factory, session, args):
     host = session.transport.getHost()
-    # GnuGk repeats the whole command line after the sender's user name
+    # GnuGk repeats the whole command line, as typed, after the sender's user name
+    line = getattr(session, "command_line", " ".join(["yell", *args]))
     factory.broadcast(f"  {session.number}\t{session.peer}=>{host.host}:{host.port}\t"
-                      f"{session.user}: {' '.join(['yell', *args])}")
+                      f"{session.user}: {line}")
+
+
+@command("GK", summary="show the parent gatekeeper")
+def gk(factory, session, args):
+    # This gatekeeper never registers with a parent: GnuGk's answer for that.
+    session.send_lines(["not registered\t", ";"])
 
 
 # -- control: unregister and disconnect ---------------------------------------
@@ -355,28 +381,34 @@ def disconnect_call(factory, session, args):
         return
     calls = factory.gatekeeper.calls
     for text in args:
-        call = calls.get(int(text)) if text.isdigit() else None
+        number = _as_integer(text)   # GnuGk reads "abc" as call number 0
+        call = calls.get(number)
         if call is None:
-            factory.broadcast(f"Can't find call number {text}")
+            factory.broadcast(f"Can't find call number {number}")
             continue
         factory.gatekeeper.controller.disconnect(call, "forcedDrop")
-        factory.broadcast(f"Call number {text} disconnected.")
+        factory.broadcast(f"Call number {number} disconnected.")
 
 
 def _disconnect_endpoint(factory, endpoint) -> bool:
-    calls = factory.gatekeeper.calls.of_endpoint(endpoint.endpoint_id) if endpoint else []
-    for call in calls:
+    """End every call of an endpoint; False (and GnuGk's broadcast) if there
+    is no such endpoint. An endpoint without calls is no error (GnuGk is
+    silent then too)."""
+    if endpoint is None:
+        factory.broadcast("No endpoint to disconnect!")
+        return False
+    for call in factory.gatekeeper.calls.of_endpoint(endpoint.endpoint_id):
         factory.gatekeeper.controller.disconnect(call, "forcedDrop")
-    return bool(calls)
+    return True
 
 
 @command("DisconnectIP", "dip", summary="disconnect the calls of the endpoint at IP[:Port]")
 def disconnect_ip(factory, session, args):
     if len(args) != 1:
-        session.send_line("Syntax Error: DisconnectIP IP[:PORT]")
+        session.send_line("Syntax Error: DisconnectIp IP_ADDRESS")
         return
-    if not _disconnect_endpoint(factory, _endpoint_at(factory, args[0])):
-        factory.broadcast("No endpoint to disconnect!")
+    # GnuGk 5.15 answers nothing for an address without an endpoint; we say so
+    _disconnect_endpoint(factory, _endpoint_at(factory, args[0]))
 
 
 @command("DisconnectAlias", "dca", summary="disconnect the calls of the endpoint with this alias")
@@ -384,9 +416,46 @@ def disconnect_alias(factory, session, args):
     if len(args) != 1:
         session.send_line("Syntax Error: DisconnectAlias ALIAS")
         return
-    endpoint = factory.gatekeeper.registry.find_alias(args[0])
-    if not _disconnect_endpoint(factory, endpoint):
-        factory.broadcast("No endpoint to disconnect!")
+    _disconnect_endpoint(factory, factory.gatekeeper.registry.find_alias(args[0]))
+
+
+@command("DisconnectEndpoint", "de", summary="disconnect the calls of an endpoint by its identifier")
+def disconnect_endpoint(factory, session, args):
+    if len(args) != 1:
+        session.send_line("Syntax Error: DisconnectEndpoint ENDPOINT_IDENTIFIER")
+        return
+    _disconnect_endpoint(factory, factory.gatekeeper.registry.get(args[0]))
+
+
+@command("DisconnectCallId", "dcid", summary="disconnect a call by its call identifier")
+def disconnect_call_id(factory, session, args):
+    if not args:
+        session.send_line("Syntax Error: DisconnectCallId CALL_ID")
+        return
+    text = " ".join(args)
+    call = _call_by_id(factory, text)
+    if call is None:
+        factory.broadcast(f"Can't find call ID {text}")
+        return
+    factory.gatekeeper.controller.disconnect(call, "forcedDrop")
+    factory.broadcast(f"Call number {call.number} disconnected.")
+
+
+def parse_call_id(text: str) -> bytes | None:
+    """A call identifier as GnuGk prints it: 16 hex bytes separated by
+    dashes (RAS events) or spaces (listings, CDRs), or run together."""
+    digits = "".join(text.replace("-", " ").split())
+    if len(digits) != 32:
+        return None
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        return None
+
+
+def _call_by_id(factory, text: str):
+    call_id = parse_call_id(text)
+    return factory.gatekeeper.calls.find_call_id(call_id) if call_id else None
 
 
 @command("ClearCalls", "cc", summary="disconnect every call")
@@ -398,12 +467,17 @@ def clear_calls(factory, session, args):
 
 # -- virtual queues and call transfer ------------------------------------------
 # RouteToAlias/RouteToGateway/RouteReject answer pending RouteRequests; the
-# virtual queue service registers itself as ``gatekeeper.virtual_queues``
-# (an object with ``answer(kind, args) -> str``). Until then nothing is pending.
+# virtual queue service registers itself as ``gatekeeper.virtual_queues``, an
+# object with ``answer(kind, args) -> str | None``: None when the request was
+# answered (GnuGk prints nothing then), else a line to send (an error). With
+# no queue service nothing can be pending.
+
+_ROUTE_TAIL = "[CALLID [CALLER-ID [CALLER-DISPLAY-IE [CALLED-DISPLAY-IE]]]]"
 
 
-def _route_answer(factory, session, args, kind: str, usage: str, minimum: int) -> None:
-    if len(args) < minimum:
+def _route_answer(factory, session, args, kind: str, usage: str, minimum: int,
+                  maximum: int) -> None:
+    if not minimum <= len(args) <= maximum:
         session.send_line(f"Syntax Error: {usage}")
         return
     queues = getattr(factory.gatekeeper, "virtual_queues", None)
@@ -411,34 +485,145 @@ def _route_answer(factory, session, args, kind: str, usage: str, minimum: int) -
         epid, crv = args[minimum - 2], args[minimum - 1]
         session.send_line(f"Error: no RouteRequest pending for {epid} {crv}")
         return
-    session.send_line(queues.answer(kind, args))
+    reply = queues.answer(kind, args)
+    if reply is not None:
+        session.send_line(reply)
 
 
 @command("RouteToAlias", "rta", summary="route a call waiting in a virtual queue to an alias")
 def route_to_alias(factory, session, args):
     _route_answer(factory, session, args, "alias",
-                  "RouteToAlias TARGET_ALIAS CALLING_ENDPOINT_ID CRV [CALLID]", 3)
+                  f"RouteToAlias TARGET_ALIAS CALLING_ENDPOINT_ID CRV {_ROUTE_TAIL}", 3, 7)
 
 
 @command("RouteToGateway", "rtg", summary="route a waiting call to a gateway's address")
 def route_to_gateway(factory, session, args):
     _route_answer(factory, session, args, "gateway",
-                  "RouteToGateway TARGET_ALIAS TARGET_IP[:PORT] CALLING_ENDPOINT_ID CRV [CALLID]", 4)
+                  f"RouteToGateway TARGET_ALIAS TARGET_IP CALLING_ENDPOINT_ID CRV {_ROUTE_TAIL}",
+                  4, 8)
 
 
 @command("RouteReject", "rr", summary="reject a call waiting in a virtual queue")
 def route_reject(factory, session, args):
     _route_answer(factory, session, args, "reject",
-                  "RouteReject CALLING_ENDPOINT_ID CRV [CALLID]", 2)
+                  "RouteReject CALLING_ENDPOINT_ID CRV [CALLID [REASON]]", 2, 4)
+
+
+def unsupported(session, name: str) -> None:
+    """The answer of a GnuGk command for a feature this gatekeeper lacks."""
+    session.send_line(f"Error: {name} is not supported by this gatekeeper")
+
+
+@command("BindAndRouteToGateway", "brtg", summary="route a waiting call from a chosen local IP")
+def bind_and_route_to_gateway(factory, session, args):
+    if not 5 <= len(args) <= 9:
+        session.send_line("Syntax Error: BindAndRouteToGateway BIND_IP TARGET_ALIAS TARGET_IP "
+                          f"CALLING_ENDPOINT_ID CRV {_ROUTE_TAIL}")
+        return
+    unsupported(session, "BindAndRouteToGateway")
+
+
+@command("RouteToInternalGateway", "rtig", summary="route a waiting call to an internal gateway")
+def route_to_internal_gateway(factory, session, args):
+    if not 4 <= len(args) <= 8:
+        session.send_line("Syntax Error: RouteToInternalGateway TARGET_ALIAS TARGET_IP "
+                          f"CALLING_ENDPOINT_ID CRV {_ROUTE_TAIL}")
+        return
+    unsupported(session, "RouteToInternalGateway")
+
+
+@command("SendProceeding", summary="send CallProceeding to a waiting unregistered caller")
+def send_proceeding(factory, session, args):
+    if len(args) != 1:
+        session.send_line("Syntax Error: SendProceeding CALLID")
+        return
+    unsupported(session, "SendProceeding")
 
 
 @command("TransferCall", "tc", summary="transfer an established call (needs routed mode)")
 def transfer_call(factory, session, args):
-    if len(args) != 2:
-        session.send_line("Syntax Error: TransferCall SOURCE_ALIAS NEW_DESTINATION_ALIAS")
+    if not 2 <= len(args) <= 4:
+        session.send_line("Syntax Error: TransferCall SOURCE DESTINATION or TransferCall CALLID "
+                          "CALLER|CALLED DESTINATION [TRANSFER-METHOD]")
         return
     session.send_line("Error: TransferCall needs gatekeeper-routed call signalling, "
                       "which this gatekeeper does not carry yet")
+
+
+@command("RerouteCall", "rrc", summary="reroute an established call (needs routed mode)")
+def reroute_call(factory, session, args):
+    if len(args) != 3:
+        session.send_line("Syntax Error: RerouteCall CALLID CALLER|CALLED DESTINATION")
+        return
+    unsupported(session, "RerouteCall")
+
+
+@command("MakeCall", "mc", summary="make a call from one alias to another")
+def make_call(factory, session, args):
+    if not 2 <= len(args) <= 3:
+        session.send_line("Syntax Error: MakeCall SOURCE DESTINATION [TRANSFER-METHOD]")
+        return
+    unsupported(session, "MakeCall")
+
+
+# -- one call in detail ----------------------------------------------------------
+
+
+@command("PrintCallInfo", "pci", summary="everything known about one call, by call identifier")
+def print_call_info(factory, session, args):
+    if not args:
+        session.send_line("Syntax Error: PrintCallInfo|pci CALL-ID")
+        return
+    text = " ".join(args)
+    call = _call_by_id(factory, text)
+    if call is None:
+        # GnuGk prints an empty block; we say why inside it
+        session.send_lines(["CallInfo", f"Error: no call with call ID {text}", ";"])
+        return
+    session.send_lines(["CallInfo", *call_info_lines(factory, call), ";"])
+
+
+def _first_alias(aliases) -> str:
+    return aliases[0].value if aliases else ""
+
+
+def _vendor(factory, endpoint_id: str) -> str:
+    endpoint = factory.gatekeeper.registry.get(endpoint_id) if endpoint_id else None
+    vendor = getattr(endpoint, "vendor", None)
+    if vendor is None or not (vendor.product or vendor.version):
+        return "unknown"
+    return f"{vendor.product} {vendor.version}"
+
+
+def call_info_lines(factory, call) -> list[str]:
+    """GnuGk's ``PrintCallInfo`` fields for a call, as far as a direct-mode
+    gatekeeper knows them (no codecs, no media addresses, no Q.931 IEs)."""
+    now = factory.clock.seconds()
+    since = call.connect_time if call.connect_time is not None else call.admission_time
+    return [
+        f"CallID: {guid_dashed(call.call_id)}",
+        f"Status: {'Connected' if call.connected else 'Establishing'}",
+        "CallType: Audio",
+        f"MediaRouting: {'Routed' if call.routed else 'Direct'}",
+        f"SetupTime: {rfc822(call.admission_time)}",
+        f"ConnectTime: {rfc822(call.connect_time) if call.connected else ''}",
+        f"Duration: {int(now - since)} sec ",
+        f"CallerIP: {ip_port(call.caller_signal_address)}",
+        f"CalledIP: {ip_port(call.callee_signal_address)}",
+        f"CallerAlias: {_first_alias(call.source_info)}",
+        f"CalledAlias: {_first_alias(call.destination_info)}",
+        f"DialedNumber: {_first_alias(call.destination_info)}",
+        "CallingPartyNumberIE: ",
+        "CalledPartyNumberIE: ",
+        f"CallerVendor: {_vendor(factory, call.caller_endpoint_id)}",
+        f"CalledVendor: {_vendor(factory, call.callee_endpoint_id)}",
+        f"GrantedBandwidth: {call.bandwidth // 10} kbps",
+        "Encryption: Off",
+        "AudioCodecCaller: ",
+        "AudioCodecCalled: ",
+        "AudioBitrateCaller: 0 kbps",
+        "AudioBitrateCalled: 0 kbps",
+    ]
 
 
 # -- counters and debugging ----------------------------------------------------
@@ -449,55 +634,329 @@ def reset_call_counters(factory, session, args):
     calls = factory.gatekeeper.calls
     calls.total = 0
     calls.total_connected = 0
+    calls.peak, calls.peak_time = len(calls), None
     session.send_line("Call counters reset")
 
 
 _DEBUG_HELP = [
     "Debug options:",
     "  trc [+|-|n]       Show/modify trace level for the log",
+    "  cfg               Read and print config sections",
+    "  cfg SEC PAR       Read and print a config PARameter in a SECtion",
+    "  set SEC PAR VAL   Write a config VALue PARameter in a SECtion",
+    "  remove SEC PAR    Remove a config VALue PARameter in a SECtion",
+    "  remove SEC        Remove a SECtion",
     "  printrm VERBOSE   Print all removed endpoint records",
 ]
 
 
-@command("Debug", summary="debugging: trc, printrm")
+@command("Debug", summary="debugging: trc, cfg, set, remove, printrm")
 def debug(factory, session, args):
     if not args:
         session.send_lines(_DEBUG_HELP)
         return
     what = args[0].lower()
-    if what == "trc":
-        level = factory.log_level
-        if len(args) > 1:
-            word = args[1]
-            if word == "+":
-                level += 1
-            elif word == "-":
-                level = max(0, level - 1)
-            elif word.isdigit():
-                level = int(word)
-            else:
-                session.send_line("Syntax Error: debug trc [+|-|n]")
-                return
-            factory.log_level = level
-        session.send_line(f"Trace Level is now {factory.log_level}")
-    elif what == "printrm":
-        verbose = len(args) > 1
-        lines = ["AllRemoved"]
-        removed = list(factory.gatekeeper.registry.removed)
-        for _, _, endpoint in removed:
-            lines.append(rcf_line(endpoint))
-            if verbose:
-                lines.extend(verbose_lines(endpoint))
-        lines += [f"Number of Endpoints: {len(removed)}", ";"]
-        session.send_lines(lines)
-    else:
-        session.send_lines(_DEBUG_HELP)
+    handler = _DEBUG.get(what)
+    if handler is None or (what == "set" and len(args) < 4):
+        session.send_line("Unknown debug command!")
+        return
+    handler(factory, session, args[1:])
+
+
+def _debug_trc(factory, session, args):
+    if args:
+        word = args[0]
+        if word == "+":
+            factory.log_level += 1
+        elif word == "-" and factory.log_level > 0:
+            factory.log_level -= 1
+        else:
+            factory.log_level = _as_integer(word)   # GnuGk reads a non-number as 0
+    session.send_line(f"Trace Level is now {factory.log_level}")
+
+
+def _as_integer(word: str) -> int:
+    """The leading whole number of a word, 0 if none (PTLib's AsInteger)."""
+    digits = ""
+    for index, char in enumerate(word):
+        if char.isdigit() or (index == 0 and char in "+-"):
+            digits += char
+        else:
+            break
+    try:
+        return int(digits)
+    except ValueError:
+        return 0
+
+
+def _ini(factory):
+    return factory.gatekeeper.config.ini
+
+
+def _section_name(ini, name: str) -> str:
+    """The section as the file spells it (names match case-insensitively)."""
+    for existing in ini.sections:
+        if existing.lower() == name.lower():
+            return existing
+    return name
+
+
+def _debug_cfg(factory, session, args):
+    ini = _ini(factory)
+    if not args:
+        session.send_lines(["Config sections", *(f"[{name}]" for name in ini.sections), ";"])
+        return
+    section = _section_name(ini, args[0])
+    if len(args) >= 2:
+        value = ini.get(section, args[1])
+        session.send_lines([value if value is not None else "", ";"])
+        return
+    lines = [f"Section [{args[0]}]"]
+    seen: set[str] = set()
+    for key, _ in ini.items(section):
+        if key.lower() not in seen:
+            seen.add(key.lower())
+            lines.append(f"{key}={ini.get(section, key)}")
+    session.send_lines([*lines, ";"])
+
+
+def _edit(factory, session, new_ini) -> bool:
+    ok, message = factory.gatekeeper.edit_config(new_ini)
+    if not ok:
+        session.send_line(f"Error: {message}")
+    return ok
+
+
+def _debug_set(factory, session, args):
+    ini = _ini(factory)
+    section, key, value = _section_name(ini, args[0]), args[1], " ".join(args[2:])
+    if _edit(factory, session, ini.with_value(section, key, value)):
+        now = _ini(factory).get(section, key)
+        session.send_line(now if now is not None else "")
+
+
+def _debug_remove(factory, session, args):
+    if not args:
+        session.send_line("Syntax Error: debug remove SEC [PAR]")
+        return
+    ini = _ini(factory)
+    section = _section_name(ini, args[0])
+    if len(args) >= 2:
+        if _edit(factory, session, ini.without(section, args[1])):
+            session.send_line(f"Remove {args[1]} in section {args[0]}")
+    elif _edit(factory, session, ini.without(section)):
+        session.send_line(f"Remove section {args[0]}")
+
+
+def _debug_printrm(factory, session, args):
+    verbose = bool(args)
+    lines = ["AllRemoved"]
+    removed = list(factory.gatekeeper.registry.removed)
+    for _, _, endpoint in removed:
+        lines.append(rcf_line(endpoint))
+        if verbose:
+            lines.extend(verbose_lines(endpoint))
+    lines += [f"Number of Endpoints: {len(removed)}", ";"]
+    session.send_lines(lines)
+
+
+_DEBUG = {"trc": _debug_trc, "cfg": _debug_cfg, "set": _debug_set, "remove": _debug_remove,
+          "printrm": _debug_printrm}
+
+
+# -- filters ---------------------------------------------------------------------
+# Each session's include/exclude lists (gatekeeper.status.filtering); they
+# decide which event lines reach it while filtering is on.
+
+
+def _filters(factory, session) -> StatusFilters:
+    filters = getattr(session, "filters", None)
+    if filters is None:
+        make = getattr(factory, "make_filters", None)
+        filters = make() if make is not None else None
+        if filters is None:
+            filters = StatusFilters()
+        session.filters = filters
+    return filters
+
+
+def _add_filter(factory, session, args, kind: str) -> None:
+    if len(args) != 1:
+        session.send_line(f"Syntax Error: add{kind.lower()}filter REGEX")
+        return
+    filters = _filters(factory, session)
+    try:
+        (filters.add_include if kind == "Include" else filters.add_exclude)(args[0])
+    except ValueError as error:
+        session.send_line(f"Error: {error}")
+        return
+    session.send_line(f"{kind}Filter added")
+
+
+def _remove_filter(factory, session, args, kind: str) -> None:
+    if len(args) != 1 or not args[0].isdigit():
+        session.send_line(f"Syntax Error: remove{kind.lower()}filter FILTER_INDEX")
+        return
+    filters = _filters(factory, session)
+    try:
+        (filters.remove_include if kind == "Include" else filters.remove_exclude)(int(args[0]))
+    except IndexError:
+        session.send_line("Index mismatch.")
+        return
+    session.send_line(f"{kind}Filter removed")
+
+
+def _print_filters(session, patterns: list[str]) -> None:
+    if not patterns:
+        session.send_line("No Filters are defined")
+        return
+    session.send_lines(["Filter List:", *(f"{n}) {p}" for n, p in enumerate(patterns)), ";"])
+
+
+@command("AddIncludeFilter", summary="add a regular expression to the include list")
+def add_include_filter(factory, session, args):
+    _add_filter(factory, session, args, "Include")
+
+
+@command("AddExcludeFilter", summary="add a regular expression to the exclude list")
+def add_exclude_filter(factory, session, args):
+    _add_filter(factory, session, args, "Exclude")
+
+
+@command("RemoveIncludeFilter", summary="remove an include filter by its index")
+def remove_include_filter(factory, session, args):
+    _remove_filter(factory, session, args, "Include")
+
+
+@command("RemoveExcludeFilter", summary="remove an exclude filter by its index")
+def remove_exclude_filter(factory, session, args):
+    _remove_filter(factory, session, args, "Exclude")
+
+
+@command("Filter", summary="turn this session's event filtering on (1) or off (0)")
+def filter_(factory, session, args):
+    filters = _filters(factory, session)
+    if args:
+        if len(args) != 1 or args[0] not in ("0", "1"):
+            session.send_line("Syntax Error: filter 0|1")
+            return
+        filters.enabled = args[0] == "1"
+    session.send_line("Filtering is active" if filters.enabled else "Filtering is not active")
+
+
+@command("PrintIncludeFilters", summary="list the include filters")
+def print_include_filters(factory, session, args):
+    _print_filters(session, _filters(factory, session).include)
+
+
+@command("PrintExcludeFilters", summary="list the exclude filters")
+def print_exclude_filters(factory, session, args):
+    _print_filters(session, _filters(factory, session).exclude)
+
+
+# -- listings of features this gatekeeper does not have (empty, truthfully) ------
+
+
+@command("PrintAllCached", "pac", "rc", summary="list cached out-of-zone endpoints (none)")
+def print_all_cached(factory, session, args):
+    session.send_lines(["AllCached", "Number of Endpoints: 0", ";"])
+
+
+@command("PrintNeighbors", "pn", summary="list neighbor gatekeepers (none)")
+def print_neighbors(factory, session, args):
+    session.send_lines(["Neighbors", "Number of Neighbors: 0", ";"])
+
+
+@command("PrintCurrentCallsPorts", "pccp", summary="list the dynamic ports of each call")
+def print_current_calls_ports(factory, session, args):
+    session.send_lines(["CurrentCallsPorts", "Port accounting is only active when notifications "
+                        "are configured in [PortNotifications]", ";"])
+
+
+@command("PrintPrefixCapacities", "printpc", summary="list prefix capacities (none)")
+def print_prefix_capacities(factory, session, args):
+    if len(args) > 1:
+        session.send_line("Syntax Error: PrintPrefixCapacities [ALIAS]")
+        return
+    session.send_lines(["PrefixCapacities", ";"])
+
+
+@command("PrintEndpointQoS", "peq", summary="QoS values of every endpoint")
+def print_endpoint_qos(factory, session, args):
+    endpoints = list(factory.gatekeeper.registry)
+    lines = ["EndpointQoS"]
+    for endpoint in endpoints:
+        last = time.strftime("%Y-%m-%d T %H:%M:%S Z", time.gmtime(endpoint.last_seen))
+        lines.append(f"QoS|{format_aliases(endpoint.aliases)}|{last}|{endpoint.active_calls}|"
+                     "0.00%|0|0.00%|0")
+    lines += [f"Number of Endpoints: {len(endpoints)}", ";"]
+    session.send_lines(lines)
+
+
+@command("PrintCC", summary="CapacityControl counters (not supported)")
+def print_cc(factory, session, args):
+    unsupported(session, "CapacityControl")
+
+
+@command("PrintEventBacklog", summary="the status event backlog (not supported)")
+def print_event_backlog(factory, session, args):
+    unsupported(session, "PrintEventBacklog")
+
+
+@command("PrintAllConfigSwitches", summary="every known configuration key (not supported)")
+def print_all_config_switches(factory, session, args):
+    unsupported(session, "PrintAllConfigSwitches")
+
+
+@command("GetAuthInfo", "gai", summary="information from an authentication module")
+def get_auth_info(factory, session, args):
+    if len(args) != 1:
+        session.send_line("Syntax Error: GetAuthInfo|gai AUTH_MODULE_NAME")
+        return
+    session.send_line(f"Error: no authentication module {args[0]}")
+
+
+@command("GetAcctInfo", "gci", summary="information from an accounting module")
+def get_acct_info(factory, session, args):
+    if len(args) != 1:
+        session.send_line("Syntax Error: GetAcctInfo|gci ACCT_MODULE_NAME")
+        return
+    session.send_line(f"Error: no accounting module {args[0]}")
+
+
+@command("GetLicenseStatus", summary="license status (not supported)")
+def get_license_status(factory, session, args):
+    unsupported(session, "GetLicenseStatus")
+
+
+@command("GetServerId", summary="server identifier (not supported)")
+def get_server_id(factory, session, args):
+    unsupported(session, "GetServerId")
+
+
+@command("MaintenanceMode", "maintenance", summary="maintenance mode (not supported)")
+def maintenance_mode(factory, session, args):
+    unsupported(session, "MaintenanceMode")
+
+
+@command("RotateLog", "rl", summary="rotate the log file (twistd's log rotates itself)")
+def rotate_log(factory, session, args):
+    unsupported(session, "RotateLog")
+
+
+@command("SetLog", summary="log to another file (not supported)")
+def set_log(factory, session, args):
+    if len(args) != 1:
+        session.send_line("Syntax Error: setlog <logfilepath>")
+        return
+    unsupported(session, "SetLog")
 
 
 @command("Reload", summary="re-read the configuration file")
 def reload(factory, session, args):
     if args:
-        session.send_line("Syntax Error: Reload")
+        # GnuGk's partial reloads; this gatekeeper reloads the whole file only
+        session.send_line("Syntax Error: Reload <AcctConfig|AuthConfig|CapConfig|EpConfig>")
         return
     # The outcome reaches every session through the ConfigReloaded event:
     # "Full Config reloaded." or "Reload failed: <file, section, key, value>".
