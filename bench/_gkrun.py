@@ -2,6 +2,9 @@
 
 * ``BENCH_LIFETIME=S``: the reactor stops by itself after S seconds, so a
   benchmark that dies never leaves a server behind;
+* ``BENCH_UDP_READ=BYTES``: Twisted's UDP ports read at most BYTES per
+  reactor turn (``udp.Port.maxThroughput``, 256 KiB by default), to compare
+  read sizes without touching the program;
 * ``BENCH_PROFILE_DIR=DIR``: cProfile (timing CPU time) is off until
   SIGRTMIN+3 turns it on; SIGRTMIN+4 turns it off and writes
   ``DIR/<name>.prof`` and ``DIR/<name>.gc.json`` (the garbage collector's
@@ -74,6 +77,11 @@ def main() -> None:
     directory = os.environ.get("BENCH_PROFILE_DIR")
     if directory:
         _install_profiler(directory)
+    udp_read = int(os.environ.get("BENCH_UDP_READ", "0") or 0)
+    if udp_read > 0:
+        from twisted.internet import udp
+
+        udp.Port.maxThroughput = udp_read
     lifetime = float(os.environ.get("BENCH_LIFETIME", "0") or 0)
     if lifetime > 0:
         from twisted.internet import reactor  # the default reactor, as twistd would install

@@ -34,6 +34,8 @@ class Client:
         self.session.makeConnection(self.transport)
 
     def take(self) -> bytes:
+        """What the client received by the end of this reactor turn."""
+        self.session.factory.flush()
         data = self.transport.value()
         self.transport.clear()
         return data
@@ -149,9 +151,28 @@ def test_a_client_that_stops_reading_is_dropped_and_others_go_on(gk):
     gk.status.max_output = 10_000
     for _ in range(1000):
         gk.bus.publish(ev.GatekeeperConfirmed(("127.0.0.1", 5), (h323_id("bob"),), "terminal"))
+        gk.clock.advance(0)              # each event in its own reactor turn
     assert slow.transport.disconnecting
-    assert slow.session._held_size == 0
+    assert slow.session._queued == 0 and slow.session not in gk.status.sessions
     assert fine.take().count(b"GCF|") == 1000
+
+
+def test_a_reading_client_gets_everything_held_while_it_was_behind_in_order(gk):
+    client = Client(gk.status)
+    client.take()
+    client.session.pauseProducing()
+    for n in range(500):
+        gk.bus.publish(ev.GatekeeperConfirmed(("127.0.0.1", n), (h323_id("bob"),), "terminal"))
+        if n % 50 == 0:
+            gk.clock.advance(0)
+    client.session.dataReceived(b"trace 2\r\n")
+    assert client.take() == b""          # held while the transport is full
+    client.session.resumeProducing()     # the transport drained
+    gk.clock.advance(0)                  # the held output goes in the next turn
+    lines = client.take().decode().split("\r\n")
+    assert lines[:500] == ["GCF|127.0.0.1|bob|terminal;" for _ in range(500)]
+    assert lines[500:] == ["Output trace level is 2", ""]
+    assert client.session in gk.status.sessions and not client.transport.disconnecting
 
 
 def call_between(gk, caller, callee):
@@ -375,7 +396,7 @@ def test_shutdown_can_be_forbidden(gk):
     stopped = []
     gk.stop_program = lambda: stopped.append(True)
     client = Client(gk.status)
-    assert client.say(b"shutdown\r\n") == b"Error: Shutdown is forbidden by [GkStatus::Auth] Shutdown\r\n"
+    assert client.say(b"shutdown\r\n") == b"Shutdown not allowed!\r\n"
     gk.clock.advance(0)
     assert stopped == []
 

@@ -966,7 +966,7 @@ def reload(factory, session, args):
 @command("Shutdown", summary="stop the gatekeeper (if [GkStatus::Auth] Shutdown allows)")
 def shutdown(factory, session, args):
     if not factory.auth.shutdown_allowed:
-        session.send_line("Error: Shutdown is forbidden by [GkStatus::Auth] Shutdown")
+        session.send_line("Shutdown not allowed!")   # GnuGk's words
         return
     statistics(factory, session, [])
     if not factory.gatekeeper.shutdown():

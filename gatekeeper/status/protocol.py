@@ -1,21 +1,35 @@
 """The status port: one telnet-friendly session per client, and their factory.
 
-The factory subscribes to the event bus and hands each event's GnuGk line to
-every logged-in session whose trace level shows it.  A session reads lines
+The factory subscribes to the event bus.  A session reads lines
 (:mod:`gatekeeper.status.telnet`), runs commands
 (:mod:`gatekeeper.status.commands`) and writes CRLF-terminated lines.
 
-Output to a client that stops reading is bounded: the transport tells the
-session (as its producer) when its buffer is full; the session then keeps at
-most ``max_output`` bytes of its own and drops the client, with a log line,
-past that.  Nothing else waits on a slow client.
+Event fan-out is batched: an event's GnuGk line is formatted once and kept
+until the end of the reactor turn (a saturated RAS port hands over many
+datagrams in one turn); then each logged-in session whose trace level shows
+it gets all of the turn's lines for its level in one write.  Any direct
+output to a session (a command's answer, a broadcast, a listing) first
+flushes the lines owed, so a line never overtakes an event published
+before it.  A session with active filters gets its own, filtered, copy;
+every other session shares the encoded bytes of its level.
+
+Output to a client that stops reading is bounded.  The transport tells the
+session (its streaming producer) when its buffer is full; from then on
+output waits in the session's queue, and when the transport has drained it
+is resumed and the queue written out.  Past ``max_output`` bytes waiting
+the client is dropped with a log line; nothing else waits on it.  A client
+that reads keeps up: each reactor turn its transport sends up to
+``SEND_LIMIT`` bytes.  Twisted's default, 128 KiB, was less than one turn's
+events at RAS saturation (a UDP read of 256 KiB of requests is ~1,800-3,800
+events, ~0.5 s of work, ~550 KB of lines with CDRs), so a reading client fell
+further behind every turn until it passed ``max_output`` and was dropped.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
@@ -29,6 +43,14 @@ from gatekeeper.status.formats import format_event
 # What a session waits for before it is logged in.
 _USER, _PASSWORD = "user", "password"
 
+#: Bytes a status transport may hand the kernel per reactor turn (Twisted's
+#: default is 128 KiB): a session that is behind catches up in fewer turns.
+SEND_LIMIT = 1 << 20
+
+
+def _encode(lines: list[str]) -> bytes:
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace") if lines else b""
+
 
 @implementer(IPushProducer)
 class StatusSession(Protocol):
@@ -39,21 +61,41 @@ class StatusSession(Protocol):
     def __init__(self, factory: "StatusFactory") -> None:
         self.factory = factory
         self.reader = telnet.LineReader(factory.max_line)
-        self.trace_level = factory.default_trace_level
+        self._trace_level = factory.default_trace_level
         self.logged_in = False
         self.user = ""
         self.peer = ""
         self.number = 0
+        #: Event-line filters (gatekeeper.status.filtering) or None: a line goes
+        #: to this session if ``filters is None or not filters.enabled or
+        #: filters.accepts(line)``.  Built from the factory's settings; kept
+        #: from the start only when they filter (the filter commands build
+        #: them on first use from the same settings otherwise).
+        self.filters: Any = None
+        if factory.make_filters is not None:
+            filters = factory.make_filters()
+            if filters is not None and filters.enabled:
+                self.filters = filters
         self._paused = False
-        self._held: deque[bytes] = deque()
-        self._held_size = 0
         self._closing = False
-        self._jobs: deque[bytes | Iterator[str]] = deque()   # output waiting its turn
+        # Output not yet given to the transport, in order: bytes, or a listing
+        # (an iterator of lines) produced a slice at a time.
+        self._queue: deque[bytes | Iterator[str]] = deque()
+        self._queued = 0                 # bytes in _queue
         self._pump_call: Any = None
         self._login_state: str | None = None
         self._tries = 0
         self._timeout: Any = None
         self._pending_reject: Any = None
+
+    @property
+    def trace_level(self) -> int:
+        return self._trace_level
+
+    @trace_level.setter
+    def trace_level(self, level: int) -> None:
+        self._trace_level = level
+        self.factory.levels_changed()
 
     # -- connection ------------------------------------------------------
 
@@ -62,6 +104,8 @@ class StatusSession(Protocol):
         self.peer = f"{peer.host}:{peer.port}"
         if hasattr(self.transport, "setTcpNoDelay"):
             self.transport.setTcpNoDelay(True)   # event lines are small: no Nagle delay
+        if hasattr(self.transport, "SEND_LIMIT"):
+            self.transport.SEND_LIMIT = max(self.transport.SEND_LIMIT, SEND_LIMIT)
         self.transport.registerProducer(self, True)
         self.factory.sessions.append(self)
         self.number = self.factory.next_number()
@@ -89,6 +133,7 @@ class StatusSession(Protocol):
 
     def _logged_in(self) -> None:
         self.logged_in = True
+        self.factory.levels_changed()
         self._login_state = None
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
@@ -132,14 +177,16 @@ class StatusSession(Protocol):
         self._prompt()
 
     def connectionLost(self, reason: Any = None) -> None:
+        self._closing = True
         if self in self.factory.sessions:
             self.factory.sessions.remove(self)
-        self._jobs.clear()
+            self.factory.levels_changed()
         for timer in (self._timeout, self._pending_reject, self._pump_call):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._held.clear()
-        self._held_size = 0
+        self._pump_call = None
+        self._queue.clear()
+        self._queued = 0
 
     def dataReceived(self, data: bytes) -> None:
         try:
@@ -150,6 +197,10 @@ class StatusSession(Protocol):
         except Exception:
             self.log.failure("status session {peer} failed on its input", peer=self.peer)
             self.send_line("Error: internal error")
+        finally:
+            # Events the commands caused (a reload, an unregistration) go out
+            # now, not at the end of the reactor turn.
+            self.factory.flush()
 
     def _handle(self, item: object) -> None:
         if isinstance(item, telnet.Line):
@@ -168,6 +219,9 @@ class StatusSession(Protocol):
                            f"{self.reader.max_line})")
 
     def close(self) -> None:
+        if self._closing:
+            return
+        self.factory.flush()          # the lines owed so far still go out
         self._closing = True
         self.transport.loseConnection()
 
@@ -179,97 +233,114 @@ class StatusSession(Protocol):
     # (events, later replies) waits behind it, so a listing is never cut by
     # an event line. A stream also waits while the client is not reading.
 
-    SLICE_SECONDS = 0.02
+    SLICE_SECONDS = 0.015
     SLICE_LINES = 4000
+    CHECK_EVERY = 64                  # lines between two looks at the clock
 
     def send_line(self, text: str) -> None:
-        self._out(text.encode("utf-8", "replace") + b"\r\n")
+        self.factory.flush()          # event lines owed to everyone go first
+        self.write_raw(text.encode("utf-8", "replace") + b"\r\n")
 
     def send_lines(self, lines: list[str]) -> None:
         if lines:
-            self._out(("\r\n".join(lines) + "\r\n").encode("utf-8", "replace"))
+            self.factory.flush()
+            self.write_raw(_encode(lines))
 
     def stream(self, lines: Iterable[str]) -> None:
         """Send many lines without holding the reactor for long (the first
         slice in the next reactor turn: the caller may have worked already)."""
-        self._jobs.append(iter(lines))
-        if self._pump_call is None and len(self._jobs) == 1:
+        if self._closing:
+            return
+        self.factory.flush()
+        self._queue.append(iter(lines))
+        self._schedule_pump()
+
+    def deliver(self, data: bytes) -> None:
+        """Event lines from the factory's flush, in order."""
+        self.write_raw(data)
+
+    def write_raw(self, data: bytes) -> None:
+        """Bytes after everything said before; held while the client is behind."""
+        if self._closing or not data:
+            return  # leaving: nothing more is owed to this client
+        if not self._queue and not self._paused:
+            self.transport.write(data)
+            return
+        self._queue.append(data)
+        self._queued += len(data)
+        if self._queued > self.factory.max_output:
+            self._drop()
+
+    def _drop(self) -> None:
+        self.log.warn("status client {peer} is not reading: {size} bytes held, dropped",
+                      peer=self.peer, size=self._queued)
+        self._queue.clear()
+        self._queued = 0
+        self._closing = True
+        if self in self.factory.sessions:
+            self.factory.sessions.remove(self)
+            self.factory.levels_changed()
+        self.transport.abortConnection()
+
+    def _schedule_pump(self) -> None:
+        if self._pump_call is None and self._queue and not (self._paused or self._closing):
             self._pump_call = self.factory.clock.callLater(0, self._pump)
 
-    def _out(self, data: bytes) -> None:
-        if self._jobs:
-            self._jobs.append(data)
-        else:
-            self.write_raw(data)
-
     def _pump(self) -> None:
+        """Write what waits, until the transport is full or a slice's time is up."""
         self._pump_call = None
         deadline = time.perf_counter() + self.SLICE_SECONDS
-        while self._jobs and not self._closing:
-            if self._paused:
-                return  # resumeProducing pumps again
-            job = self._jobs[0]
+        queue = self._queue
+        while queue and not self._closing and not self._paused:
+            job = queue[0]
             if isinstance(job, bytes):
-                self._jobs.popleft()
-                self.write_raw(job)
+                # held bytes: up to SEND_LIMIT at once, so one transport send
+                # per turn carries as much as it can
+                parts, size = [], 0
+                while queue and isinstance(queue[0], bytes) and size < SEND_LIMIT:
+                    part = queue.popleft()
+                    parts.append(part)
+                    size += len(part)
+                self._queued -= size
+                self.transport.write(b"".join(parts) if len(parts) > 1 else parts[0])
                 continue
             chunk: list[str] = []
+            check = self.CHECK_EVERY
             for line in job:
                 chunk.append(line)
                 if len(chunk) >= self.SLICE_LINES or (
-                        len(chunk) % 200 == 0 and time.perf_counter() > deadline):
+                        len(chunk) % check == 0 and time.perf_counter() > deadline):
                     break
             else:
-                self._jobs.popleft()
+                queue.popleft()
             if chunk:
-                self.write_raw(("\r\n".join(chunk) + "\r\n").encode("utf-8", "replace"))
-            if self._jobs and self._jobs[0] is job:
-                self._pump_call = self.factory.clock.callLater(0, self._pump)
-                return
-            if time.perf_counter() > deadline and self._jobs:
-                self._pump_call = self.factory.clock.callLater(0, self._pump)
-                return
-
-    def write_raw(self, data: bytes) -> None:
-        if self._closing:
-            return  # leaving: nothing more is owed to this client
+                self.transport.write(_encode(chunk))
+            if time.perf_counter() > deadline:
+                break
         if not self._paused:
-            self.transport.write(data)
-            return
-        self._held.append(data)
-        self._held_size += len(data)
-        if self._held_size > self.factory.max_output:
-            self.log.warn("status client {peer} is not reading: {size} bytes held, dropped",
-                          peer=self.peer, size=self._held_size)
-            self._held.clear()
-            self._held_size = 0
-            self._closing = True
-            if self in self.factory.sessions:
-                self.factory.sessions.remove(self)
-            self.transport.abortConnection()
+            self._schedule_pump()   # time is up: the rest in a later turn
 
     def pauseProducing(self) -> None:
         self._paused = True
 
     def resumeProducing(self) -> None:
+        # The next slice in the next reactor turn, not here (inside the
+        # transport's doWrite): at most one slice of a listing per turn.
         self._paused = False
-        if self._held:
-            data = b"".join(self._held)   # one write for everything held
-            self._held.clear()
-            self._held_size = 0
-            self.transport.write(data)
-        if self._jobs and not self._paused and self._pump_call is None:
-            self._pump()
+        self._schedule_pump()
 
     def stopProducing(self) -> None:
-        self._held.clear()
-        self._held_size = 0
+        self._queue.clear()
+        self._queued = 0
 
 
 class StatusFactory(ServerFactory):
     """All status sessions, fed from the event bus."""
 
     log = Logger()
+
+    #: Builds a new session's filters (None: sessions have none).
+    make_filters: Callable[[], Any] | None = None
 
     def __init__(self, gatekeeper: Any, clock: IReactorTime, default_trace_level: int = 2,
                  max_clients: int = 20, max_line: int = 8192,
@@ -284,6 +355,11 @@ class StatusFactory(ServerFactory):
         self.sessions: list[StatusSession] = []
         self.log_level = 1          # GnuGk's "debug trc": the verbosity of the log
         self._number = 0
+        # Lines owed to the sessions since the last flush, in order:
+        # (trace level needed, line, subject to the session's filters).
+        self._pending: list[tuple[int, str, bool]] = []
+        self._flush_call: Any = None
+        self._top_level: int | None = None   # highest level of a logged-in session
         from gatekeeper.status import commands  # the table refers back to sessions
         self.commands = commands
 
@@ -294,25 +370,66 @@ class StatusFactory(ServerFactory):
         self._number += 1
         return self._number
 
+    def levels_changed(self) -> None:
+        """A session logged in, left or changed its trace level."""
+        self._top_level = None
+
+    def _top(self) -> int:
+        if self._top_level is None:
+            self._top_level = max((s.trace_level for s in self.sessions if s.logged_in),
+                                  default=-1)
+        return self._top_level
+
     # -- events ----------------------------------------------------------
 
     def __call__(self, event: object) -> None:
-        """Bus observer: one line to every session whose level shows it."""
+        """Bus observer: the event's line is owed to every session whose level
+        shows it; it goes out with the rest of this reactor turn's lines."""
         level = getattr(event, "trace_level", 2)
-        line = None
-        for session in list(self.sessions):
-            if session.logged_in and session.trace_level >= level:
-                if line is None:
-                    line = format_event(event)
-                    if line is None:
-                        return
-                session.send_line(line)
+        if level > self._top():
+            return       # nobody would see it: not even formatted
+        line = format_event(event)
+        if line is None:
+            return
+        self._pending.append((level, line, True))
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self.flush)
 
-    def broadcast(self, text: str) -> None:
-        """A line every logged-in session gets, whatever its level."""
+    def broadcast(self, text: str, level: int = 0) -> None:
+        """A line to every logged-in session whose trace level is at least
+        ``level`` (by default: every one), after the event lines owed."""
+        self._pending.append((level, text, False))
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the lines owed to the sessions now: one write per session."""
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        shared: dict[int, bytes] = {}     # trace level -> the lines it sees, encoded
         for session in list(self.sessions):
-            if session.logged_in:
-                session.send_line(text)
+            if not session.logged_in or session._closing:
+                continue
+            level = session.trace_level
+            filters = session.filters
+            try:
+                if filters is not None and filters.enabled:
+                    data = _encode([line for needed, line, filtered in batch
+                                    if needed <= level
+                                    and (not filtered or filters.accepts(line))])
+                else:
+                    data = shared.get(level)
+                    if data is None:
+                        data = shared[level] = _encode(
+                            [line for needed, line, _ in batch if needed <= level])
+                session.deliver(data)
+            except Exception:
+                self.log.failure("status session {peer}: event lines not delivered",
+                                 peer=session.peer)
 
     # -- commands --------------------------------------------------------
 

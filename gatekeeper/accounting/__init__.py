@@ -1,1 +1,0 @@
-"""accounting layer of the gatekeeper."""
