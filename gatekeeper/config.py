@@ -17,12 +17,14 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gatekeeper.accounting.settings import AcctSettings, parse_acct
 from gatekeeper.configfile import (ConfigError, IniFile, as_bool, as_int, read_ini,
                                    unknown_key)
 from gatekeeper.core.rewrite import RewriteRule, parse_rewrite
 from gatekeeper.core.routing import RoutingSettings, parse_routing
 from gatekeeper.core.vqueue import VirtualQueueSettings, parse_virtual_queues
 from gatekeeper.h225 import ras
+from gatekeeper.manhole import ManholeSettings, parse_manhole
 from gatekeeper.h225.ras import Address, Alias
 from gatekeeper.status.auth import AuthRules
 from gatekeeper.status.filtering import FilterSettings, parse_filtering
@@ -72,6 +74,8 @@ class Config:
     warnings: tuple[str, ...] = ()
     status_auth: AuthRules = field(default_factory=AuthRules)   # no section: loopback only
     status_filtering: FilterSettings = field(default_factory=FilterSettings)
+    acct: AcctSettings = field(default_factory=AcctSettings)   # default: FileAcct to cdr.log
+    manhole: ManholeSettings = field(default_factory=ManholeSettings)   # off by default
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     rewrite_e164: tuple[RewriteRule, ...] = ()
     call_signal_port: int = 1720         # [RoutedMode] CallSignalPort (for routed mode)
@@ -102,8 +106,9 @@ def _prefixes(path: str, section: str, key: str, value: str) -> tuple[str, ...]:
     return tuple(result)
 
 
-def parse(ini: IniFile) -> Config:
-    """Turn a read file into a :class:`Config`, or raise ConfigError."""
+def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
+    """Turn a read file into a :class:`Config`, or raise ConfigError
+    (``enable_manhole``: the ``--manhole`` option, over ``[Manhole] Enable``)."""
     path = ini.path
     warnings: list[str] = []
     section = "Gatekeeper::Main"
@@ -192,6 +197,10 @@ def parse(ini: IniFile) -> Config:
 
     status_filtering, more = parse_filtering(ini)
     warnings += more
+    acct, more = parse_acct(ini)
+    warnings += more
+    manhole, more = parse_manhole(ini, enable_manhole)
+    warnings += more
 
     section = "RoutedMode"
     call_signal_port = 1720
@@ -221,7 +230,8 @@ def parse(ini: IniFile) -> Config:
     return Config(path=path, main=main, gateway_prefixes=gateway_prefixes,
                   permanent_endpoints=tuple(permanent), irq_poll_count=irq_poll_count,
                   require_discovery=require_discovery, warnings=tuple(warnings),
-                  status_auth=status_auth, status_filtering=status_filtering, routing=routing,
+                  status_auth=status_auth, status_filtering=status_filtering, acct=acct, manhole=manhole,
+                  routing=routing,
                   rewrite_e164=parse_rewrite(ini), call_signal_port=call_signal_port,
                   virtual_queues=virtual_queues, ini=ini)
 
@@ -235,15 +245,16 @@ _KNOWN_SECTIONS = {
     "Gatekeeper::Main", "RasSrv::GWPrefixes", "RasSrv::PermanentEndpoints",
     "RasSrv::RRQFeatures", "GkStatus::Auth", "RoutingPolicy", "RoutingPolicy::OnARQ",
     "RoutingPolicy::OnLRQ", "RoutingPolicy::OnSetup", "CTI::Agents", "RasSrv::RewriteE164",
-    "RoutedMode", "GkStatus::Filtering",
+    "RoutedMode", "GkStatus::Filtering", "Gatekeeper::Acct", "FileAcct", "StatusAcct", "HttpAcct",
+    "Manhole",
 }
 
 
-def load(path: str | Path) -> Config:
+def load(path: str | Path, enable_manhole: bool | None = None) -> Config:
     """Read and parse a configuration file; ConfigError says what is wrong."""
     path = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError as error:
         raise ConfigError(path, "", "", "", f"cannot read the file: {error.strerror}") from None
-    return parse(read_ini(text, path))
+    return parse(read_ini(text, path), enable_manhole)

@@ -335,3 +335,12 @@ class Notice:
 
     trace_level: ClassVar[int] = 0
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountingLine:
+    """A line of the StatusAcct accounting module (``CALL|Start|...``,
+    ``EP|Register|...``), shown from trace level 1 as in GnuGk."""
+
+    trace_level: ClassVar[int] = 1
+    text: str

@@ -16,7 +16,9 @@ from gatekeeper.core.calls import CallTable
 from gatekeeper.core.registry import Endpoint, Registry
 from gatekeeper.core.routing import Router, build_router
 from gatekeeper.core.vqueue import VirtualQueues
-from gatekeeper.events import ConfigReloaded, EventBus
+from gatekeeper.accounting import Accounting
+from gatekeeper.manhole import gatekeeper_namespace, manhole_service
+from gatekeeper.events import AccountingLine, ConfigReloaded, EventBus
 from gatekeeper.ras.controller import RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
 from gatekeeper.status.filtering import StatusFilters
@@ -79,11 +81,26 @@ class GatekeeperService(service.MultiService):
         self.status.make_filters = lambda: StatusFilters.from_settings(
             self.config.status_filtering)
         self.bus.subscribe(self.status)
+        # After the status factory, so that a CDR line comes before CALL|Stop.
+        self.accounting = self._accounting(self.config)
+        self.bus.subscribe(self.accounting)
+        self.manhole = None
+        if self.config.manhole.enabled:
+            self.manhole = manhole_service(self.config.manhole, gatekeeper_namespace(self), clock)
+            self.manhole.setServiceParent(self)
         if listen.status_port:
             self.status_server = internet.TCPServer(listen.status_port, self.status,
                                                     interface=listen.status_interface)
             self.status_server.setName("status")
             self.status_server.setServiceParent(self)
+
+    def _accounting(self, config: Config) -> Accounting:
+        return Accounting(config.acct, self.clock,
+                          lambda text: self.bus.publish(AccountingLine(text)),
+                          http_client=self.http_client, gatekeeper_name=config.main.name)
+
+    #: The HTTP client HttpAcct uses (None: treq on the service's clock).
+    http_client = None
 
     def _router(self, config: Config) -> Router:
         return build_router(config.routing, self.registry, {"vqueue": self.virtual_queues.policy})
@@ -146,6 +163,7 @@ class GatekeeperService(service.MultiService):
 
     def apply(self, config: Config, settings: RasSettings) -> None:
         """Swap in a parsed configuration (everything but listening ports)."""
+        old_acct = self.config.acct
         old_permanent = {(e.signal_address, e.aliases) for e in self.config.permanent_endpoints}
         new_permanent = {(e.signal_address, e.aliases) for e in config.permanent_endpoints}
         self.config = config
@@ -153,6 +171,14 @@ class GatekeeperService(service.MultiService):
         self.controller.settings = settings
         self.controller.bandwidth.total = settings.total_bandwidth
         self.virtual_queues.configure(config.virtual_queues)
+        if self.manhole is not None:
+            self.manhole.update(config.manhole)   # new credentials; the port stays
+        if config.acct != old_acct:
+            # New modules or files: the old ones close (their files, their queue).
+            self.bus.unsubscribe(self.accounting)
+            self.accounting.close()
+            self.accounting = self._accounting(config)
+            self.bus.subscribe(self.accounting)
         self.controller.router = self._router(config)
         self.controller.hold_delay = config.virtual_queues.request_timeout + 2
         self.controller.rewrite_rules = config.rewrite_e164
@@ -231,6 +257,7 @@ class GatekeeperService(service.MultiService):
         self.virtual_queues.stop()
         for call in list(self.calls):
             self.controller.end_call(call, "gatekeeper shutdown")
+        self.accounting.close()   # after the last CDRs: every one is on disk
         for session in list(self.status.sessions):
             session.close()
         self.controller.stop()

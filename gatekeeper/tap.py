@@ -28,6 +28,8 @@ class Options(usage.Options):
     optFlags = [
         ["direct", None, "Direct mode: endpoints signal each other (the default)."],
         ["routed", None, "Gatekeeper-routed mode (not available yet: refused)."],
+        ["manhole", None, "Start the SSH manhole on 127.0.0.1 (port and credentials "
+                          "from [Manhole])."],
     ]
 
     optParameters = [
@@ -43,14 +45,20 @@ class Options(usage.Options):
         ["bandwidth", None, None, "Total bandwidth in units of 100 bit/s (0: unlimited).", int],
     ]
 
+    def load_config(self) -> configuration.Config:
+        """The configuration file (or the embedded defaults), with --manhole."""
+        enable = True if self["manhole"] else None
+        if self["config"]:
+            return configuration.load(self["config"], enable)
+        return configuration.parse(configuration.IniFile("<defaults>", {}), enable)
+
     def postOptions(self) -> None:
         if self["routed"]:
             raise usage.UsageError(
                 "--routed: gatekeeper-routed call signalling is not implemented yet; "
                 "run in direct mode (the default, --direct)")
         try:
-            self.config = (configuration.load(self["config"]) if self["config"]
-                           else configuration.Config())
+            self.config = self.load_config()
         except configuration.ConfigError as error:
             raise usage.UsageError(str(error)) from None
         name = self["name"]
@@ -98,10 +106,9 @@ def makeService(options: Options) -> GatekeeperService:
     settings, listen = make_settings(options)
     service = GatekeeperService(settings, listen, reactor, options.config)
     if options["config"]:
-        path = options["config"]
 
         def load() -> tuple[configuration.Config, RasSettings]:
-            config = configuration.load(path)
+            config = options.load_config()
             return config, make_settings(options, config)[0]
 
         service.config_loader = load

@@ -24,3 +24,10 @@ def logged():
         yield events
     finally:
         globalLogPublisher.removeObserver(events.append)
+
+
+@pytest.fixture(autouse=True)
+def _in_a_scratch_directory(tmp_path, monkeypatch):
+    """Each test runs in its own directory: the embedded default writes CDRs
+    to ./cdr.log, which must not land in the checkout."""
+    monkeypatch.chdir(tmp_path)

@@ -165,3 +165,70 @@ def test_status_settings_reach_the_status_factory(tmp_path):
     assert service.status.default_trace_level == 1 and service.status.max_clients == 5
     assert service.status.auth.decide("10.0.0.1").value == "allow"
     assert service.status.auth.decide("127.0.0.1").value == "forbid"
+
+
+def test_routed_mode_is_refused_on_the_command_line_and_warned_in_the_file(tmp_path):
+    options = tap.Options()
+    with pytest.raises(usage.UsageError, match="--routed: gatekeeper-routed call signalling"):
+        options.parseOptions(["--routed"])
+    direct = tap.Options()
+    direct.parseOptions(["--direct"])
+    assert direct["direct"]
+    parsed = config.parse(config.read_ini(
+        "[RoutedMode]\nGKRouted=1\nH245Routed=0\nCallSignalPort=1721\n", "gk.ini"))
+    assert parsed.call_signal_port == 1721
+    assert parsed.warnings == ("gk.ini: [RoutedMode] GKRouted=1: gatekeeper-routed signalling "
+                               "is not implemented yet; calls are admitted in direct mode",)
+
+
+def test_status_filtering_section_reaches_new_sessions():
+    parsed = config.parse(config.read_ini(
+        "[GkStatus::Filtering]\nEnable=1\nIncludeFilter=^CDR\nExcludeFilter=secret\n", "gk.ini"))
+    assert parsed.warnings == ()
+    service = tap.GatekeeperService(tap.RasSettings(), tap.ListenSettings(status_port=0,
+                                                                          discovery_port=0),
+                                    Clock(), parsed)
+    filters = service.status.make_filters()
+    assert filters.enabled
+    assert filters.accepts("CDR|1|x;") and not filters.accepts("RCF|x;")
+    assert not filters.accepts("CDR|secret;")
+
+
+def test_debug_set_edits_the_running_configuration_and_refuses_bad_values():
+    service = tap.GatekeeperService(tap.RasSettings(), tap.ListenSettings(status_port=0,
+                                                                          discovery_port=0),
+                                    Clock(), config.parse(config.read_ini("", "gk.ini")))
+    ini = service.config.ini.with_value("Gatekeeper::Main", "TimeToLive", "300")
+    assert service.edit_config(ini) == (True, "")
+    assert service.settings.time_to_live == 300
+    assert service.config.ini.get("Gatekeeper::Main", "timetolive") == "300"
+    ok, message = service.edit_config(ini.with_value("Gatekeeper::Main", "TimeToLive", "soon"))
+    assert not ok and "[Gatekeeper::Main] TimeToLive=soon: not a whole number" in message
+    assert service.settings.time_to_live == 300
+    assert service.edit_config(service.config.ini.without("Gatekeeper::Main"))[0]
+    assert service.settings.time_to_live is None
+
+
+def test_manhole_option_needs_credentials_and_takes_them_from_the_file(tmp_path):
+    options = tap.Options()
+    with pytest.raises(usage.UsageError, match=r"\[Manhole\] Enable=1 \(--manhole\): the manhole "
+                                               "has no built-in credentials"):
+        options.parseOptions(["--manhole"])
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from twisted.conch.ssh.keys import Key
+
+    keys = tmp_path / "keys"
+    public = Key(ed25519.Ed25519PrivateKey.generate()).public().toString("OPENSSH")
+    keys.write_bytes(public + b" ops@example\n")
+    path = tmp_path / "gk.ini"
+    path.write_text(f"[Manhole]\nPort=0\nAuthorizedKeys={keys}\nHostKey={tmp_path / 'hk'}\n")
+    options = tap.Options()
+    options.parseOptions(["--config", str(path), "--manhole"])
+    assert options.config.manhole.enabled and options.config.manhole.port == 0
+    off = tap.Options()
+    off.parseOptions(["--config", str(path)])
+    assert not off.config.manhole.enabled
+    service = tap.GatekeeperService(tap.RasSettings(), tap.ListenSettings(status_port=0,
+                                                                          discovery_port=0),
+                                    Clock(), options.config)
+    assert service.manhole is not None and service.getServiceNamed("manhole") is service.manhole

@@ -73,7 +73,7 @@ def test_perl_cdr_collector_logs_the_cdr_of_a_call(tmp_path):
     ras_port, status_port = free_port(), free_port(socket.SOCK_STREAM)
     script = tmp_path / "gnugk_cdr.pl"
     script.write_text(PERL_CDR_CLIENT)
-    logfile = tmp_path / "cdr.log"
+    logfile = tmp_path / "perl-cdr.log"   # not the gatekeeper's own cdr.log
     with GatekeeperProcess(tmp_path, "--name", "PerlGK", "--interface", "127.0.0.1",
                            "--ras-port", str(ras_port), "--discovery-port", "0",
                            "--status-port", str(status_port)):

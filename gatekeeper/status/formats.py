@@ -170,6 +170,7 @@ FORMATS: dict[type, Callable[[object], str | None]] = {
     ev.RouteRequested: route_request,
     ev.ConfigReloaded: reloaded,
     ev.Notice: notice,
+    ev.AccountingLine: notice,
 }
 
 
