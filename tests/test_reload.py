@@ -93,6 +93,23 @@ def test_a_sighup_reload_is_not_announced(tmp_path):
     assert service.registry.configured_prefixes == {"GW1": ("02", "07")}
 
 
+def test_reload_warnings_reach_every_session_at_level_0(tmp_path):
+    path = tmp_path / "gk.ini"
+    path.write_text(FIRST)
+    service = make(path)
+    client, transport = session(service)
+    client.dataReceived(b"trace 0\r\n")
+    transport.clear()
+    path.write_text(FIRST + "[SomeGnuGkSection]\nX=1\n")
+    service.reload("signal")
+    service.status.flush()
+    assert transport.value() == (f"Warning: {path}: [SomeGnuGkSection]: section not supported, "
+                                 "ignored\r\n").encode()
+    transport.clear()
+    client.dataReceived(b"reload\r\n")
+    assert transport.value().endswith(b"ignored\r\nFull Config reloaded.\r\n")
+
+
 def test_sighup_to_the_real_process_reloads_and_a_broken_file_is_refused(tmp_path):
     path = tmp_path / "gk.ini"
     path.write_text(FIRST)
@@ -133,6 +150,14 @@ def test_sighup_to_the_real_process_reloads_and_a_broken_file_is_refused(tmp_pat
             assert "TimeToLive=soon" in process.log()
             # still the second configuration, still serving
             assert ask_real(caller, sock, caller.arq(["0799:dialedDigits"])).kind == "admissionConfirm"
+            first, second = list(caller.calls)[-2:]   # the first ARQ was rejected
+            assert ask_real(caller, sock, caller.drq(first)).kind == "disengageConfirm"
+            # SIGTERM: exit 0, and the call still up gets its CDR too.
+            assert process.stop() == 0
         finally:
             sock.close()
             gw_sock.close()
+    cdrs = (tmp_path / "cdr.log").read_text().splitlines()
+    assert [line.split("|")[2] for line in cdrs] == [
+        " ".join(f"{b:02x}" for b in call_id) for call_id in (first, second)]
+    assert all(line.startswith("CDR|") and line.endswith("|ReloadGK;") for line in cdrs)

@@ -140,9 +140,12 @@ def route_request(e: ev.RouteRequested) -> str:
 
 
 def reloaded(e: ev.ConfigReloaded) -> str | None:
-    if e.source != "command":
-        return None  # a SIGHUP reload is not announced (GnuGk)
-    return "Full Config reloaded." if e.ok else f"Reload failed: {e.detail}"
+    """GnuGk's announcement of a ``Reload`` command (a SIGHUP reload is not
+    announced); the new file's warnings come first, whatever the source."""
+    lines = [f"Warning: {warning}" for warning in e.warnings]
+    if e.source == "command":
+        lines.append("Full Config reloaded." if e.ok else f"Reload failed: {e.detail}")
+    return "\r\n".join(lines) if lines else None
 
 
 def notice(e: ev.Notice) -> str:
