@@ -80,6 +80,7 @@ class GatekeeperService(service.MultiService):
         # Read at each connect, so new sessions follow a reload (as GnuGk).
         self.status.make_filters = lambda: StatusFilters.from_settings(
             self.config.status_filtering)
+        self.status.new_rcf_only = self.config.status_filtering.new_rcf_only
         self.bus.subscribe(self.status)
         # After the status factory, so that a CDR line comes before CALL|Stop.
         self.accounting = self._accounting(self.config)
@@ -191,6 +192,7 @@ class GatekeeperService(service.MultiService):
         self.add_permanent_endpoints()
         main = config.main
         self.status.auth = config.status_auth
+        self.status.new_rcf_only = config.status_filtering.new_rcf_only
         self.status.default_trace_level = main.status_trace_level
         self.status.max_clients = main.max_status_clients
 

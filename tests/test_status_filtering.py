@@ -92,3 +92,17 @@ def test_delivery_rule_of_the_factory_contract():
     assert delivered(off, RCF)
     off.enabled = True
     assert not delivered(off, RCF)
+
+
+@pytest.mark.parametrize("new_only, expected", [("0", 2), ("1", 1)])
+def test_new_rcf_only_drops_the_rcf_lines_of_keepalives(new_only, expected):
+    from test_vqueue import Gatekeeper, Session, phone
+
+    gk = Gatekeeper(f"[GkStatus::Filtering]\nNewRCFOnly={new_only}\n")
+    watcher = Session(gk.service, 40001, trace=2)
+    endpoint = phone(1, "1001")
+    gk.register(endpoint)
+    (keepalive,) = gk.send(endpoint, endpoint.rrq(keepalive=True))
+    assert keepalive.kind == "registrationConfirm"
+    assert [line for line in watcher.take() if line.startswith("RCF|")] == [
+        f"RCF|10.0.0.1:1720|1001:dialedDigits|terminal|{endpoint.endpoint_id};"] * expected

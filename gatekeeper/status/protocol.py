@@ -36,6 +36,7 @@ from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from gatekeeper.events import EndpointRegistered
 from gatekeeper.status import telnet
 from gatekeeper.status.auth import AuthRules, Verdict
 from gatekeeper.status.formats import format_event
@@ -341,6 +342,9 @@ class StatusFactory(ServerFactory):
 
     #: Builds a new session's filters (None: sessions have none).
     make_filters: Callable[[], Any] | None = None
+    #: ``[GkStatus::Filtering] NewRCFOnly``: no RCF line for keepalives and
+    #: re-registrations, only for new registrations.
+    new_rcf_only = False
 
     def __init__(self, gatekeeper: Any, clock: IReactorTime, default_trace_level: int = 2,
                  max_clients: int = 20, max_line: int = 8192,
@@ -388,6 +392,8 @@ class StatusFactory(ServerFactory):
         level = getattr(event, "trace_level", 2)
         if level > self._top():
             return       # nobody would see it: not even formatted
+        if self.new_rcf_only and isinstance(event, EndpointRegistered) and not event.new:
+            return
         line = format_event(event)
         if line is None:
             return
