@@ -277,12 +277,12 @@ def new_guid() -> bytes:
 
 def guid_spaced(guid: bytes) -> str:
     """``c4 20 2c ...``: GnuGk's form in PrintCurrentCalls and CDR lines."""
-    return " ".join(f"{b:02x}" for b in guid)
+    return guid.hex(" ")
 
 
 def guid_dashed(guid: bytes) -> str:
     """``c4-20-2c-...``: GnuGk's form in RAS event lines."""
-    return "-".join(f"{b:02x}" for b in guid)
+    return guid.hex("-")
 
 
 def parse_guid(text: str) -> bytes:
