@@ -186,6 +186,10 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
 
     section = "GkStatus::Auth"
     status_auth = AuthRules()
+    if ini.get(section, "KeyFilled") is not None:
+        warnings.append(f"{path}: [{section}] KeyFilled: GnuGk-encrypted passwords are not "
+                        "supported; those users cannot log in (make PBKDF2 entries with "
+                        "python -m gatekeeper.status.passwd USER)")
     if section in ini.sections:
         items = list(ini.items(section))
         try:

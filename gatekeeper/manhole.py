@@ -4,10 +4,12 @@ Off by default.  ``[Manhole]`` turns it on::
 
     [Manhole]
     Enable=1
-    Port=2222                                   ; default 2222; 0 = any free port
+    ; Port: default 2222; 0 = any free port
+    Port=2222
     AuthorizedKeys=/etc/gatekeeper/manhole_authorized_keys
     PasswordFile=/etc/gatekeeper/manhole_passwd
-    HostKey=/var/lib/gatekeeper/manhole_host_key ; default ./manhole_host_key
+    ; HostKey: default ./manhole_host_key
+    HostKey=/var/lib/gatekeeper/manhole_host_key
 
 The prompt is twisted.conch's :class:`~twisted.conch.manhole.ColoredManhole`
 behind an SSH server that listens on 127.0.0.1 and nowhere else, whatever

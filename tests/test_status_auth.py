@@ -190,3 +190,15 @@ def test_client_negotiation_is_answered_not_executed():
     assert said(transport) == b"\xff\xfe\x18\xff\xfe\x1f"   # DONT TERMINAL-TYPE, DONT NAWS
     session.dataReceived(b"\xff\xfd\x01")                       # DO ECHO: we never echo
     assert said(transport) == b""
+
+
+def test_gnugk_encrypted_passwords_never_work_and_keyfilled_is_no_user():
+    from gatekeeper import config
+
+    parsed = config.parse(config.read_ini(
+        "[GkStatus::Auth]\nrule=password\nKeyFilled=123\nalice=q7Xw9=\n"
+        "bob=PBKDF2:c2FsdA-00\n", "gk.ini"))
+    rules = parsed.status_auth
+    assert set(rules.users) == {"bob"}
+    assert any("KeyFilled: GnuGk-encrypted passwords are not supported" in w
+               for w in parsed.warnings)

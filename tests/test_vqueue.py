@@ -150,7 +150,7 @@ def test_cti_agents_section_is_read_with_its_defaults():
 @pytest.mark.parametrize("key, value, problem", [
     ("VirtualQueueRegex", "([a", "not a regular expression"),
     ("RequestTimeout", "soon", "not a number"),
-    ("RequestTimeout", "0", "between"),
+    ("RequestTimeout", "0", "more than 0"),
 ])
 def test_bad_cti_agents_values_are_refused_with_key_and_value(key, value, problem):
     with pytest.raises(ConfigError) as raised:
@@ -506,4 +506,15 @@ def test_reload_keeps_waiting_calls_and_takes_new_queues(gk, parties, tmp_path):
     (rip,) = gk.send(caller, caller.arq(["queue3"], crv=80))
     assert rip.kind == "requestInProgress"
     (arj,) = gk.send(caller, caller.arq(["queue2"], crv=81))
+    assert arj.kind == "admissionReject"
+
+
+def test_regex_queue_is_searched_as_gnugk_does():
+    gk = Gatekeeper("[RoutingPolicy]\ndefault=vqueue,internal\n"
+                    "[CTI::Agents]\nVirtualQueueRegex=^12\n")
+    caller = phone(1, "1001")
+    gk.register(caller)
+    (rip,) = gk.send(caller, caller.arq(["12345"], crv=3))
+    assert rip.kind == "requestInProgress"
+    (arj,) = gk.send(caller, caller.arq(["31234"], crv=4))
     assert arj.kind == "admissionReject"

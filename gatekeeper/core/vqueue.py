@@ -83,7 +83,8 @@ def parse_virtual_queues(ini: IniFile) -> tuple[VirtualQueueSettings, list[str]]
             except ValueError:
                 raise ConfigError(ini.path, SECTION, key, value, "not a number of seconds") from None
             if not 0 < timeout <= 3600:
-                raise ConfigError(ini.path, SECTION, key, value, "must be between 0 and 3600 seconds")
+                raise ConfigError(ini.path, SECTION, key, value,
+                                  "must be more than 0 and at most 3600 seconds")
             values["request_timeout"] = timeout
         else:
             warnings.append(unknown_key(ini.path, SECTION, key))
@@ -155,7 +156,7 @@ class VirtualQueues:
                 return value
             if any(value.startswith(prefix) for prefix in self.settings.prefixes):
                 return value
-            if self._regex is not None and self._regex.fullmatch(value):
+            if self._regex is not None and self._regex.search(value):   # GnuGk: anchors are explicit
                 return value
         return None
 

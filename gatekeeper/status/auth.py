@@ -93,9 +93,12 @@ class AuthRules:
         shutdown = True
         delay = 0.0
         timeout = 120.0
+        key_filled = False
         for key, value in items:
             lowered = key.lower()
-            if lowered == "rule":
+            if lowered == "keyfilled":
+                key_filled = True   # GnuGk's encrypted passwords: see below
+            elif lowered == "rule":
                 try:
                     rule = tuple(_parse_rule(value))
                 except ValueError as error:
@@ -118,6 +121,11 @@ class AuthRules:
                 explicit[key] = _allow(key, value)
             else:
                 users[key] = value
+        if key_filled:
+            # The other passwords are GnuGk-encrypted: we cannot read them, and
+            # the encrypted text must never work as a password itself.
+            users = {user: value for user, value in users.items()
+                     if value.startswith("PBKDF2:")}
         return cls(rule, explicit, default, regex, users, shutdown, delay, timeout)
 
     # -- deciding ------------------------------------------------------------
