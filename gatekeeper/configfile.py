@@ -18,7 +18,12 @@ class ConfigError(GatekeeperError):
 
     def __init__(self, path: str, section: str, key: str, value: str, problem: str) -> None:
         self.path, self.section, self.key, self.value, self.problem = path, section, key, value, problem
-        super().__init__(f"{path}: [{section}] {key}={value}: {problem}")
+        where = f"[{section}] " if section else ""
+        if key.startswith("line "):
+            where += f"{key}: {value!r}"       # a line that is no setting
+        elif key:
+            where += f"{key}={value}"
+        super().__init__(f"{path}: {where.strip()}: {problem}" if where else f"{path}: {problem}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,10 +98,23 @@ class GatekeeperService(service.MultiService):
     def _accounting(self, config: Config) -> Accounting:
         return Accounting(config.acct, self.clock,
                           lambda text: self.bus.publish(AccountingLine(text)),
-                          http_client=self.http_client, gatekeeper_name=config.main.name)
+                          http_client=self.http_client,
+                          gatekeeper_name=self.settings.gatekeeper_id)
 
     #: The HTTP client HttpAcct uses (None: treq on the service's clock).
     http_client = None
+
+    def _apply_manhole(self, config: Config) -> None:
+        """A reload turns the manhole on or off, or gives it new credentials
+        (its port and host key are read when it starts)."""
+        if config.manhole.enabled and self.manhole is None:
+            self.manhole = manhole_service(config.manhole, gatekeeper_namespace(self), self.clock)
+            self.manhole.setServiceParent(self)        # starts it if we are running
+        elif not config.manhole.enabled and self.manhole is not None:
+            self.manhole.disownServiceParent()          # stops it
+            self.manhole = None
+        elif self.manhole is not None:
+            self.manhole.update(config.manhole)
 
     def _router(self, config: Config) -> Router:
         return build_router(config.routing, self.registry, {"vqueue": self.virtual_queues.policy})
@@ -164,7 +177,7 @@ class GatekeeperService(service.MultiService):
 
     def apply(self, config: Config, settings: RasSettings) -> None:
         """Swap in a parsed configuration (everything but listening ports)."""
-        old_acct = self.config.acct
+        old_acct, old_name = self.config.acct, self.settings.gatekeeper_id
         old_permanent = {(e.signal_address, e.aliases) for e in self.config.permanent_endpoints}
         new_permanent = {(e.signal_address, e.aliases) for e in config.permanent_endpoints}
         self.config = config
@@ -172,9 +185,9 @@ class GatekeeperService(service.MultiService):
         self.controller.settings = settings
         self.controller.bandwidth.total = settings.total_bandwidth
         self.virtual_queues.configure(config.virtual_queues)
-        if self.manhole is not None:
-            self.manhole.update(config.manhole)   # new credentials; the port stays
-        if config.acct != old_acct:
+        self._apply_manhole(config)
+        self.registry.id_suffix = settings.endpoint_id_suffix   # for new registrations
+        if (config.acct, settings.gatekeeper_id) != (old_acct, old_name):
             # New modules or files: the old ones close (their files, their queue).
             self.bus.unsubscribe(self.accounting)
             self.accounting.close()

@@ -232,3 +232,34 @@ def test_manhole_option_needs_credentials_and_takes_them_from_the_file(tmp_path)
                                                                           discovery_port=0),
                                     Clock(), options.config)
     assert service.manhole is not None and service.getServiceNamed("manhole") is service.manhole
+
+
+def test_a_reload_turns_the_manhole_off_and_on(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from twisted.conch.ssh.keys import Key
+
+    keys = tmp_path / "keys"
+    keys.write_bytes(Key(ed25519.Ed25519PrivateKey.generate()).public().toString("OPENSSH")
+                     + b"\n")
+    on = config.parse(config.read_ini(
+        f"[Manhole]\nEnable=1\nPort=0\nAuthorizedKeys={keys}\nHostKey={tmp_path / 'hk'}\n",
+        "gk.ini"))
+    off = config.parse(config.read_ini("", "gk.ini"))
+    service = tap.GatekeeperService(tap.RasSettings(), tap.ListenSettings(status_port=0,
+                                                                          discovery_port=0),
+                                    Clock(), off)
+    assert service.manhole is None
+    service.apply(on, service.settings)
+    assert service.getServiceNamed("manhole") is service.manhole
+    service.apply(off, service.settings)
+    assert service.manhole is None
+    assert "manhole" not in [s.name for s in service]
+
+
+def test_error_text_names_only_what_is_known(tmp_path):
+    with pytest.raises(config.ConfigError) as raised:
+        config.load(tmp_path / "missing.ini")
+    assert str(raised.value).startswith(f"{tmp_path / 'missing.ini'}: cannot read the file")
+    with pytest.raises(config.ConfigError) as raised:
+        config.read_ini("[Main]\njunk\n", "gk.ini")
+    assert str(raised.value) == "gk.ini: [Main] line 2: 'junk': expected key=value"
