@@ -125,12 +125,22 @@ def lrj(e: ev.LocationRejected) -> str:
 
 
 def cdr(e: ev.CallDetailRecord) -> str:
+    # The status port and FileAcct both want the line of the same record, one
+    # after the other: the last one made is kept.
+    global _last_cdr
+    if _last_cdr[0] is e:
+        return _last_cdr[1]
     start = rfc822(e.connect_time) if e.connect_time is not None else "unconnected"
-    return (f"CDR|{e.call_number}|{guid_spaced(e.call_id)}|{e.duration}|{start}|"
+    line = (f"CDR|{e.call_number}|{guid_spaced(e.call_id)}|{e.duration}|{start}|"
             f"{rfc822(e.disconnect_time)}|{ip_port(e.caller_signal_address)}|"
             f"{e.caller_endpoint_id}|{ip_port(e.callee_signal_address)}|{e.callee_endpoint_id}|"
             f"{format_aliases(e.destination_info)}|{format_aliases(e.source_info)}|"
             f"{e.gatekeeper_name};")
+    _last_cdr = (e, line)
+    return line
+
+
+_last_cdr: tuple[object, str] = (None, "")
 
 
 def route_request(e: ev.RouteRequested) -> str:
