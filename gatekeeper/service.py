@@ -54,10 +54,7 @@ class GatekeeperService(service.MultiService):
         self.calls = CallTable()
         self.virtual_queues = VirtualQueues(self.config.virtual_queues, self.bus, clock,
                                             self.registry)
-        self.controller = RasController(settings, self.bus, clock, self.registry, self.calls,
-                                        self._router(self.config))
-        self.controller.hold_delay = self.config.virtual_queues.request_timeout + 2
-        self.controller.rewrite_rules = self.config.rewrite_e164
+        self.controller = RasController(settings, self.bus, clock, self.registry, self.calls)
         self.ras_protocol = RasProtocol(self.controller, clock)
         self.ras_server = internet.UDPServer(listen.ras_port, self.ras_protocol,
                                              interface=listen.interface, maxPacketSize=8192)
@@ -80,15 +77,12 @@ class GatekeeperService(service.MultiService):
         # Read at each connect, so new sessions follow a reload (as GnuGk).
         self.status.make_filters = lambda: StatusFilters.from_settings(
             self.config.status_filtering)
-        self.status.new_rcf_only = self.config.status_filtering.new_rcf_only
         self.bus.subscribe(self.status)
         # After the status factory, so that a CDR line comes before CALL|Stop.
         self.accounting = self._accounting(self.config)
         self.bus.subscribe(self.accounting)
         self.manhole = None
-        if self.config.manhole.enabled:
-            self.manhole = manhole_service(self.config.manhole, gatekeeper_namespace(self), clock)
-            self.manhole.setServiceParent(self)
+        self._take(self.config)
         if listen.status_port:
             self.status_server = internet.TCPServer(listen.status_port, self.status,
                                                     interface=listen.status_interface)
@@ -184,8 +178,6 @@ class GatekeeperService(service.MultiService):
         self.settings = settings
         self.controller.settings = settings
         self.controller.bandwidth.total = settings.total_bandwidth
-        self.virtual_queues.configure(config.virtual_queues)
-        self._apply_manhole(config)
         self.registry.id_suffix = settings.endpoint_id_suffix   # for new registrations
         if (config.acct, settings.gatekeeper_id) != (old_acct, old_name):
             # New modules or files: the old ones close (their files, their queue).
@@ -193,9 +185,6 @@ class GatekeeperService(service.MultiService):
             self.accounting.close()
             self.accounting = self._accounting(config)
             self.bus.subscribe(self.accounting)
-        self.controller.router = self._router(config)
-        self.controller.hold_delay = config.virtual_queues.request_timeout + 2
-        self.controller.rewrite_rules = config.rewrite_e164
         self.registry.set_configured_prefixes(config.gateway_prefixes)
         now = self.clock.seconds()
         for endpoint in list(self.registry):
@@ -203,11 +192,21 @@ class GatekeeperService(service.MultiService):
                     old_permanent - new_permanent):
                 self.registry.remove(endpoint.endpoint_id, "not in the configuration any more", now)
         self.add_permanent_endpoints()
+        self._take(config)
+
+    def _take(self, config: Config) -> None:
+        """The parts of a configuration that are set the same way at start
+        and at every reload."""
+        self.virtual_queues.configure(config.virtual_queues)
+        self.controller.router = self._router(config)
+        self.controller.hold_delay = config.virtual_queues.request_timeout + 2
+        self.controller.rewrite_rules = config.rewrite_e164
         main = config.main
         self.status.auth = config.status_auth
         self.status.new_rcf_only = config.status_filtering.new_rcf_only
         self.status.default_trace_level = main.status_trace_level
         self.status.max_clients = main.max_status_clients
+        self._apply_manhole(config)
 
     def add_permanent_endpoints(self) -> None:
         """Register ``[RasSrv::PermanentEndpoints]``: never expire, no RAS."""
