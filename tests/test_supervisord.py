@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.testing import FakeEndpoint
 from gkprocess import ROOT, free_port
+from test_integration_status import UdpEndpoint
 
 pytest.importorskip("supervisor", reason="PyPI supervisor is in the test extras")
 
@@ -53,25 +53,6 @@ def status_version(port: int) -> str | None:
             return data.decode("utf-8", "replace") if b"Version(" in data else None
     except OSError:
         return None
-
-
-class UdpEndpoint:
-    """A FakeEndpoint on a real UDP socket on 127.0.0.1."""
-
-    def __init__(self, ras_port: int, aliases: list[str], signal_port: int) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(5)
-        self.gk = ("127.0.0.1", ras_port)
-        self.fake = FakeEndpoint(aliases, ("127.0.0.1", signal_port), self.sock.getsockname())
-
-    def ask(self, data: bytes):
-        self.sock.sendto(data, self.gk)
-        answer, _ = self.sock.recvfrom(65535)
-        return self.fake.read(answer)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class Supervisor:

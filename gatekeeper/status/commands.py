@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Callable
 import twisted
 
 import gatekeeper
-from gatekeeper.h225.ras import format_address, format_aliases, guid_dashed, guid_spaced
+from gatekeeper.h225.ras import (format_address, format_aliases, guid_dashed, guid_spaced,
+                                  parse_guid)
 from gatekeeper.status.filtering import StatusFilters
 from gatekeeper.status.formats import boolean, ip_port, rfc822
 
@@ -441,21 +442,14 @@ def disconnect_call_id(factory, session, args):
     factory.broadcast(f"Call number {call.number} disconnected.")
 
 
-def parse_call_id(text: str) -> bytes | None:
-    """A call identifier as GnuGk prints it: 16 hex bytes separated by
-    dashes (RAS events) or spaces (listings, CDRs), or run together."""
-    digits = "".join(text.replace("-", " ").split())
-    if len(digits) != 32:
-        return None
+def _call_by_id(factory, text: str):
+    """The call a call identifier names, written as GnuGk prints it (dashed,
+    spaced or run together); None for no call or no identifier."""
     try:
-        return bytes.fromhex(digits)
+        call_id = parse_guid(text)
     except ValueError:
         return None
-
-
-def _call_by_id(factory, text: str):
-    call_id = parse_call_id(text)
-    return factory.gatekeeper.calls.find_call_id(call_id) if call_id else None
+    return factory.gatekeeper.calls.find_call_id(call_id)
 
 
 @command("ClearCalls", "cc", summary="disconnect every call")
