@@ -47,7 +47,6 @@ class RoutingRequest:
     call_reference: int = 0
     message_from: Address | None = None  # where the request came from
     caller_signal_address: Address | None = None
-    vendor: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,11 +177,13 @@ class VirtualQueues:
         self.pending[key] = pending
         self.stats["requests"] += 1
         caller_alias = request.source[0].value if request.source else ""
+        caller = request.caller
+        vendor = str(caller.vendor) if caller is not None and caller.vendor is not None else ""
         caller_address = request.caller_signal_address or (
             request.caller.signal_address if request.caller else None)
         self.bus.publish(ev.RouteRequested(
             caller_address, endpoint_id, request.call_reference, queue, caller_alias,
-            request.call_id, request.dest_signal_address, request.vendor,
+            request.call_id, request.dest_signal_address, vendor,
             request.message_from, request.message_type))
         return waiter
 

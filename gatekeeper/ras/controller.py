@@ -471,8 +471,7 @@ class RasController:
             return ras.rip(arq.seq, self.hold_delay_ms)
         route = self.router.route(RoutingRequest(
             arq.destination_info, arq.dest_call_signal_address, arq.src_info, endpoint,
-            "ARQ", arq.call_id, arq.call_reference, source, endpoint.signal_address,
-            str(endpoint.vendor) if endpoint.vendor is not None else ""))
+            "ARQ", arq.call_id, arq.call_reference, source, endpoint.signal_address))
         if isinstance(route, Deferred):
             return self._hold(key, route, arq, source, endpoint.endpoint_id)
         return self._admit(arq, endpoint, route, now)
