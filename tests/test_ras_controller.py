@@ -1080,6 +1080,43 @@ def test_same_sequence_number_from_another_source_is_not_a_retransmission(gk):
     assert len(gk.registry) == 2
 
 
+def test_other_request_under_a_used_sequence_number_is_not_a_retransmission(gk):
+    # A restarted endpoint on the same port numbers its requests from 1 again
+    # (ooh323c does): its ARQ for another number must not get the old ACF.
+    alice, bob = phone(1, "alice"), phone(2, "bob")
+    gk.register(alice)
+    gk.register(bob)
+    alice._seq = 5
+    assert gk.ask(alice, alice.arq(["bob"])).kind == "admissionConfirm"
+    alice._seq = 5
+    pdu = gk.ask(alice, alice.arq(["9999"]))
+    assert pdu.kind == "admissionReject"
+    assert pdu.raw["rejectReason"] == ("calledPartyNotRegistered", None)
+    assert gk.protocol.stats["retransmissions"] == 0
+
+
+def test_rrq_repeated_after_a_urq_registers_again_instead_of_getting_the_old_rcf(gk):
+    # An endpoint that unregisters and restarts within the window sends the
+    # very same GRQ/RRQ bytes: the old RCF names an endpoint id that is gone.
+    alice = phone(1, "alice")
+    rrq = alice.rrq()
+    first = gk.send(rrq, alice.ras_address)
+    old_id = ras.parse(first[0][0]).raw["endpointIdentifier"]
+    alice.endpoint_id = old_id
+    assert gk.ask(alice, alice.urq()).kind == "unregistrationConfirm"
+    [(again, _)] = gk.send(rrq, alice.ras_address)
+    pdu = ras.parse(again)
+    assert pdu.kind == "registrationConfirm"
+    assert pdu.raw["endpointIdentifier"] != old_id
+    assert gk.registry.get(pdu.raw["endpointIdentifier"]) is not None
+    assert len(gk.of(ev.EndpointRegistered)) == 2
+    # the URQ's own answer is still kept for its retransmissions
+    alice._seq -= 1
+    alice.endpoint_id = old_id
+    assert gk.ask(alice, alice.urq()).kind == "unregistrationConfirm"
+    assert gk.protocol.stats["retransmissions"] == 1
+
+
 def test_arq_repeated_after_the_window_does_not_admit_the_call_twice():
     gk = Gatekeeper(total_bandwidth=3000)
     alice, bob = phone(1, "alice"), phone(2, "bob")

@@ -5,9 +5,12 @@ typed message to the :class:`~gatekeeper.ras.controller.RasController`, encodes
 the reply and writes it back.  Nothing a peer sends can raise out of
 ``datagramReceived``: undecodable datagrams are counted and logged at a
 bounded rate; a failure while answering is logged and answered with a generic
-reject.  A retransmitted request (same source, kind and sequence number within
+reject.  A retransmitted request (the same datagram from the same source within
 ``retransmit_window`` seconds) gets the very same answer again without being
-handled twice.
+handled twice.  Only the same bytes are a retransmission: an endpoint that
+restarts on the same port counts its sequence numbers from the start again
+(ooh323c does), and its new ARQ must not get the ACF of its old one.  For the
+same reason a URQ from a source forgets the answers that source had before it.
 """
 
 from __future__ import annotations
@@ -41,7 +44,13 @@ class RasProtocol(DatagramProtocol):
         self.retransmit_window = retransmit_window
         self.cache_size = cache_size
         self.stats: Counter[str] = Counter()
-        self._answers: OrderedDict[tuple, tuple[float, bytes, Address]] = OrderedDict()
+        # (source, kind, seq) -> (expiry, answer, destination, request datagram or None
+        # for a late answer, serial number of the entry)
+        self._answers: OrderedDict[tuple, tuple[float, bytes, Address, bytes | None, int]] = \
+            OrderedDict()
+        self._serial = 0
+        # source -> (the last serial before its URQ, when): older answers are not replayed
+        self._forgotten: OrderedDict[Address, tuple[int, float]] = OrderedDict()
         self._trouble = RateLimitedLog(self.log, clock)
         self._local_ips: dict[str, str] = {}
 
@@ -78,7 +87,8 @@ class RasProtocol(DatagramProtocol):
         now = self.clock.seconds()
         key = (source, pdu.kind, pdu.seq)
         cached = self._answers.get(key)
-        if cached is not None and cached[0] >= now:
+        if cached is not None and cached[0] >= now and cached[3] in (None, data) \
+                and cached[4] > self._forgotten.get(source, (0, 0.0))[0]:
             self.stats["retransmissions"] += 1
             self._write(cached[1], cached[2])
             return
@@ -100,17 +110,32 @@ class RasProtocol(DatagramProtocol):
             if encoded is None:
                 return
         self._write(encoded, destination)
-        self._remember(key, now, encoded, destination)
+        if pdu.kind == "unregistrationRequest":
+            self._forget(source, now)
+        self._remember(key, now, encoded, destination, data)
 
-    def _remember(self, key: tuple, now: float, encoded: bytes, destination: Address) -> None:
+    def _remember(self, key: tuple, now: float, encoded: bytes, destination: Address,
+                  request: bytes | None = None) -> None:
         answers = self._answers
-        answers[key] = (now + self.retransmit_window, encoded, destination)
+        self._serial += 1
+        answers[key] = (now + self.retransmit_window, encoded, destination, request, self._serial)
         answers.move_to_end(key)
         while answers:
-            oldest_key, (expiry, _, _) = next(iter(answers.items()))
+            oldest_key, (expiry, *_) = next(iter(answers.items()))
             if expiry >= now and len(answers) <= self.cache_size:
                 break
             del answers[oldest_key]
+
+    def _forget(self, source: Address, now: float) -> None:
+        """No answer cached for ``source`` so far is replayed (its registration ended)."""
+        forgotten = self._forgotten
+        forgotten[source] = (self._serial, now)
+        forgotten.move_to_end(source)
+        while forgotten:
+            _, (_, when) = next(iter(forgotten.items()))
+            if when + self.retransmit_window >= now and len(forgotten) <= self.cache_size:
+                break
+            forgotten.popitem(last=False)
 
     def _encode(self, message: tuple) -> bytes | None:
         try:
