@@ -2,7 +2,7 @@
 
 Every input here is junk a peer could send: truncations, bit flips, overwritten, inserted and
 deleted bytes, splices and appended garbage, derived from the real endpoint datagrams in
-../shared/vectors/ and from our own encodings of every RAS message kind (full_ras and
+tests/data/vectors/ and from our own encodings of every RAS message kind (full_ras and
 minimal_ras values), of H323-UserInformation values and of whole Q.931 messages carrying them;
 plus plain random bytes. Everything is drawn from seeded generators, so a failure reproduces.
 
@@ -50,8 +50,7 @@ from gatekeeper.h225.q931 import (
 )
 
 from asn1_values import compiled, full_ras, full_value, make_value, minimal_ras, ras_alternatives
-
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+from testdata import VECTORS
 
 TIME_LIMIT = 0.050  # seconds, per input
 RETIME_ABOVE = 0.005  # an input slower than this is timed twice more; its best run counts
@@ -383,7 +382,7 @@ def q931_entry(data: bytes) -> None:
 def test_the_plan_feeds_at_least_100000_inputs_across_the_entry_points():
     truncations = sum(len(vector) + 1 for vector in REAL_VECTORS)
     planned = truncations + sum(count for count in PLAN.values() if count)
-    assert len(REAL_VECTORS) >= 80, "the real vectors in ../shared/vectors/ are missing"
+    assert len(REAL_VECTORS) >= 80, "the real vectors in tests/data/vectors/ are missing"
     assert planned >= 100_000, planned
 
 

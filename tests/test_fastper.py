@@ -21,8 +21,8 @@ from gatekeeper.h225 import codec, fastper, ras
 
 import asn1_values
 from asn1_values import compiled, full_value, make_value, ras_alternatives
+from testdata import VECTORS
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 VECTOR_FILES = sorted(VECTORS.glob("*/*.hex"))
 RAS_KINDS = ras_alternatives()
 

@@ -1,6 +1,6 @@
 """The real program: ``twistd -n gatekeeper`` answering real endpoints' datagrams.
 
-The ooh323c flows of ../shared/vectors/ are replayed from UDP sockets on
+The ooh323c flows of tests/data/vectors/ are replayed from UDP sockets on
 127.0.0.1, as the endpoints sent them, with only what the gatekeeper itself
 assigned put back in (the endpointIdentifier from our RCF, our name).
 """

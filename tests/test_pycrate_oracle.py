@@ -20,7 +20,7 @@ Covered: every RAS message kind with everything filled in (including the H.235 S
 tshark cannot dissect) and minimal, several seeds; every H323-UU-PDU message body alternative,
 full and minimal; every message the gatekeeper builds (the builder set of test_ras_tshark.py);
 the realistic call flow of test_uuie_tshark.py; and, the other way round, the real endpoint
-datagrams in ../shared/vectors/ decode to the same value with both decoders.
+datagrams in tests/data/vectors/ decode to the same value with both decoders.
 
 pycrate keeps global decoder state; after a failed decode it must be reset
 (``ASN1CodecPER._off = []``), which :func:`pycrate_decode` does.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,13 +43,13 @@ from pycrate_asn1rt.utils import Charpy  # noqa: E402
 from gatekeeper.h225 import codec  # noqa: E402
 
 from asn1_values import compiled, full_ras, make_value, minimal_ras, ras_alternatives  # noqa: E402
+from testdata import VECTORS  # noqa: E402
 
 RAS_TYPE = H225.H323_MESSAGES.RasMessage
 UUIE_TYPE = H225.H323_MESSAGES.H323_UserInformation
 
 RAS_KINDS = ras_alternatives()
 SEEDS = (0, 1, 2)
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 
 _BODY_CHOICE = compiled("H323-UU-PDU").root_members[0]
 UUIE_BODIES = [m.name for m in _BODY_CHOICE.root_index_to_member.values()] + [

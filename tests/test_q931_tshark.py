@@ -47,6 +47,7 @@ from oracles import (
     write_tcp_pcap,
     write_udp_pcap,
 )
+from testdata import OOH323C_VECTORS
 
 pytestmark = requires_tshark
 
@@ -312,10 +313,6 @@ def test_our_tpkt_frames_joined_and_split_across_segments_are_reassembled(tmp_pa
 
 # --- the oracle helpers themselves -----------------------------------------------------------------
 
-OOH323C_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "ooh323c"
-
-
-@pytest.mark.skipif(not OOH323C_VECTORS.is_dir(), reason="../shared/vectors/ooh323c not present")
 def test_udp_pcap_helper_delivers_real_ras_datagrams_to_the_ras_dissector(tmp_path: Path) -> None:
     """The RAS helper works: real endpoint datagrams decode cleanly with checksums verified."""
     files = sorted(OOH323C_VECTORS.glob("*.hex"))[:3]

@@ -1,6 +1,6 @@
 """Replay GnuGk 5.15's recorded status-port sessions against ours, byte for byte.
 
-Each transcript in ../shared/reference/gnugk-transcripts lists what a client
+Each transcript in tests/data/gnugk-transcripts lists what a client
 sent and what GnuGk answered.  The ones whose answers do not depend on live
 endpoints and calls are replayed here, step by step, over one session of a
 gatekeeper set up like the recording (same INI file, empty tables).  Only
@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import re
 import time
-from pathlib import Path
 
 import pytest
 from twisted.internet.address import IPv4Address
@@ -26,9 +25,9 @@ from gatekeeper.ras.controller import RasSettings
 from gatekeeper.service import GatekeeperService, ListenSettings
 from gatekeeper.status import commands
 
-TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "gnugk-transcripts"
+from testdata import GNUGK_TRANSCRIPTS as TRANSCRIPTS
 
-# The configuration the recordings were made with (README.md there).
+# The configuration the recordings were made with (tests/data/README.md).
 RECORDED_INI = """\
 [Gatekeeper::Main]
 Name=GnuGk
@@ -43,9 +42,6 @@ CallSignalPort=1721
 [GkStatus::Auth]
 rule=allow
 """
-
-pytestmark = pytest.mark.skipif(not TRANSCRIPTS.is_dir(), reason="no GnuGk transcripts here")
-
 
 @pytest.fixture(autouse=True)
 def utc(monkeypatch):
@@ -112,7 +108,7 @@ for _name, _eol in (("01_basic_commands.txt", b"\r\n"), ("02_variants_LF.txt", b
                     ("15_issuer.txt", b"\n")):
     for _command in (b"find alice", b"findverbose alice", b"Find alice", b"FIND alice",
                      b"f alice", b"fv alice"):
-        if TRANSCRIPTS.is_dir() and _command + _eol not in dict(steps(_name)):
+        if _command + _eol not in dict(steps(_name)):
             continue
         DELIBERATE[(_name, _command + _eol)] = (
             _find_not_found("alice"), "the seed document's 'SoftPBX: alias X not found!' wins")

@@ -1,4 +1,4 @@
-"""Real datagrams from two independent H.323 stacks (../shared/vectors/).
+"""Real datagrams from two independent H.323 stacks (tests/data/vectors/).
 
 Every one must decode; the ooh323c ones must carry the values tshark read
 from them (the decode files beside them, made by nobody here); the
@@ -16,9 +16,8 @@ import pytest
 
 from gatekeeper.h225 import codec, ras
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
-OOH = VECTORS / "ooh323c"
-H323PLUS = VECTORS / "h323plus-gnugk"
+from testdata import H323PLUS_VECTORS as H323PLUS
+from testdata import OOH323C_VECTORS as OOH
 
 ALL_FILES = sorted(OOH.glob("*.hex")) + sorted(H323PLUS.glob("*.hex"))
 
