@@ -300,6 +300,25 @@ class CallDetailRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CallAlerting:
+    """The called party of a routed call is ringing (its Alerting passed the gatekeeper)."""
+
+    trace_level: ClassVar[int] = 2
+    call_number: int
+    call_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CallConnected:
+    """A routed call was answered (its Connect passed the gatekeeper)."""
+
+    trace_level: ClassVar[int] = 2
+    call_number: int
+    call_id: bytes
+    connect_time: float
+
+
+@dataclass(frozen=True, slots=True)
 class RouteRequested:
     """A call to a virtual queue waits for an external application's answer."""
 
