@@ -73,3 +73,80 @@ class GatekeeperProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class StatusSession:
+    """A plain TCP client of the status port: command output and event lines.
+
+    The session starts at the trace level asked for; at 0 it sees only the
+    output of its own commands, so ``command`` can read up to the closing ``;``.
+    """
+
+    def __init__(self, port: int, trace: int = 2, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buffer = b""
+        self.seen: list[str] = []      # every line read so far, in order
+        self.read_until(lambda line: line == ";", timeout)   # the banner
+        self.sock.sendall(f"trace {trace}\r\n".encode())
+        self.read_until(lambda line: line == f"Output trace level is {trace}", timeout)
+
+    def _next_line(self, deadline: float) -> str | None:
+        while b"\r\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            if not data:
+                return None
+            self.buffer += data
+        raw, self.buffer = self.buffer.split(b"\r\n", 1)
+        line = raw.decode("latin-1")
+        self.seen.append(line)
+        return line
+
+    def read_until(self, stop, timeout: float = 10.0) -> list[str]:
+        """Lines up to and including the first one ``stop(line)`` is true of."""
+        deadline = time.monotonic() + timeout
+        lines: list[str] = []
+        while True:
+            line = self._next_line(deadline)
+            if line is None:
+                raise AssertionError(f"status port: nothing awaited within {timeout} s; read:\n"
+                                     + "\n".join(self.seen[-40:]))
+            lines.append(line)
+            if stop(line):
+                return lines
+
+    def matching(self, prefix: str, contains: str = "") -> list[str]:
+        """The lines read so far that start with ``prefix`` and contain ``contains``."""
+        return [line for line in self.seen if line.startswith(prefix) and contains in line]
+
+    def wait_for_lines(self, prefix: str, count: int = 1, timeout: float = 10.0,
+                       contains: str = "") -> list[str]:
+        """All lines read so far, and more if need be, that start with ``prefix``
+        (and contain ``contains``), once there are at least ``count`` of them."""
+        found = len(self.matching(prefix, contains))
+        if found < count:
+            def enough(line: str) -> bool:
+                nonlocal found
+                found += line.startswith(prefix) and contains in line
+                return found >= count
+            self.read_until(enough, timeout)
+        return self.matching(prefix, contains)
+
+    def wait_for(self, prefix: str, timeout: float = 10.0, contains: str = "") -> str:
+        """The first line, read already or still to come, that starts with
+        ``prefix`` (and contains ``contains``)."""
+        return self.wait_for_lines(prefix, 1, timeout, contains)[0]
+
+    def command(self, text: str, timeout: float = 10.0) -> list[str]:
+        """Run a listing command (``r``, ``c``, ...): its lines, without the final ``;``."""
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.read_until(lambda line: line == ";", timeout)[:-1]
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,317 @@
+"""Interop with a real, independent H.323 endpoint: ooh323c's ``chansetup``.
+
+The real program (``twistd -n gatekeeper``, direct mode) runs on 127.0.0.1;
+ooh323c endpoints register with it (GRQ/RRQ), call each other through it
+(ARQ, then Q.931 Setup straight to the callee with fastStart and tunnelled
+H.245, the callee's answerCall ARQ, DRQ from both sides) and leave (URQ).
+What the gatekeeper did is read back from its status port, the way GnuGk's
+tools read it, and from its ``cdr.log``; what the endpoints saw is read from
+their standard output and their trace logs (``h323peer_<pid>``).
+
+The binary: ``$OOH323C_BIN``, or built (and cached) by
+``../shared/peers/ooh323c/build.sh`` of the project when that script exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gkprocess import ROOT, GatekeeperProcess, StatusSession, free_port
+
+BUILD_SCRIPT = ROOT.parent / "shared" / "peers" / "ooh323c" / "build.sh"
+GK_NAME = "InteropGK"
+
+
+def _find_chansetup() -> str:
+    """The chansetup binary to run, or a skip saying how to get one."""
+    given = os.environ.get("OOH323C_BIN")
+    if given:
+        if not os.access(given, os.X_OK):
+            pytest.fail(f"OOH323C_BIN={given} is not an executable file")
+        return given
+    if not BUILD_SCRIPT.is_file():
+        pytest.skip("ooh323c's chansetup not available: set OOH323C_BIN to it, or build it with "
+                    "bash ../shared/peers/ooh323c/build.sh (needs build-essential cmake patch)")
+    try:
+        built = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
+                               timeout=600)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"building ooh323c with {BUILD_SCRIPT} took over 10 minutes")
+    found = re.search(r"^export OOH323C_BIN=(.+)$", built.stdout, re.M)
+    if built.returncode != 0 or found is None:
+        pytest.skip(f"could not build ooh323c with {BUILD_SCRIPT} (needs build-essential cmake "
+                    f"patch), or set OOH323C_BIN:\n{built.stderr[-2000:]}")
+    return found.group(1).strip()
+
+
+@pytest.fixture(scope="module")
+def chansetup() -> str:
+    return _find_chansetup()
+
+
+class Endpoint:
+    """One chansetup process in ``workdir``; its stdout goes to NAME.out."""
+
+    def __init__(self, binary: str, workdir: Path, name: str, ras_port: int, *args: str,
+                 h323id: str, number: str, signal_port: int | None = None) -> None:
+        self.name = name
+        self.signal_port = signal_port or free_port(socket.SOCK_STREAM)
+        self.out_path = workdir / f"{name}.out"
+        self.workdir = workdir
+        # Line-buffered stdout (coreutils' stdbuf), so that what it printed is
+        # there while it runs.
+        command = ["stdbuf", "-oL", binary, "--use-ip", "127.0.0.1", "--use-port", str(self.signal_port),
+                   "--gk", f"127.0.0.1:{ras_port}", "--h323id", h323id, "--user-number", number,
+                   *args]
+        with open(self.out_path, "wb") as out:
+            self.process = subprocess.Popen(
+                command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**os.environ, "OO_ALLOW_LOOPBACK": "1"})
+
+    @property
+    def signal_address(self) -> str:
+        return f"127.0.0.1:{self.signal_port}"
+
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def trace_log(self) -> str:
+        """ooh323c's own trace file, named after the process id."""
+        path = self.workdir / f"h323peer_{self.process.pid}"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_for_output(self, text: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            output = self.output()
+            if text in output:
+                return output
+            if self.process.poll() is not None:
+                output = self.output()
+                if text in output:
+                    return output
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} did not print {text!r} within {timeout} s:\n"
+                             f"{self.output()}\n--- trace ---\n{self.trace_log()[-3000:]}")
+
+    def wait_exit(self, timeout: float = 10.0) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} still running after {timeout} s:\n"
+                                 f"{self.output()}") from None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+
+@pytest.fixture
+def lab(tmp_path, chansetup):
+    """The gatekeeper, a status session for events (trace 2) and one for
+    commands (trace 0), and a way to start endpoints; all stopped at the end."""
+    ras_port, status_port = free_port(), free_port(socket.SOCK_STREAM)
+    gatekeeper = GatekeeperProcess(tmp_path, "--name", GK_NAME, "--interface", "127.0.0.1",
+                                   "--ras-port", str(ras_port), "--discovery-port", "0",
+                                   "--status-port", str(status_port), "--direct")
+    gatekeeper.start()
+    lab = Lab(tmp_path, chansetup, ras_port, gatekeeper)
+    try:
+        lab.events = StatusSession(status_port, trace=2)
+        lab.commands = StatusSession(status_port, trace=0)
+        yield lab
+    finally:
+        for endpoint in lab.endpoints:
+            endpoint.kill()
+        for session in (lab.events, lab.commands):
+            if session is not None:
+                session.close()
+        gatekeeper.stop()
+
+
+class Lab:
+    def __init__(self, workdir: Path, binary: str, ras_port: int,
+                 gatekeeper: GatekeeperProcess) -> None:
+        self.workdir = workdir
+        self.binary = binary
+        self.ras_port = ras_port
+        self.gatekeeper = gatekeeper
+        self.endpoints: list[Endpoint] = []
+        self.events: StatusSession | None = None
+        self.commands: StatusSession | None = None
+
+    def start(self, name: str, *args: str, h323id: str, number: str,
+              signal_port: int | None = None) -> Endpoint:
+        endpoint = Endpoint(self.binary, self.workdir, name, self.ras_port, *args,
+                            h323id=h323id, number=number, signal_port=signal_port)
+        self.endpoints.append(endpoint)
+        return endpoint
+
+    def bob(self, exit_after: int = 8, name: str = "bob") -> Endpoint:
+        """The callee: listens, h323id bob, number 2002."""
+        return self.start(name, "--listen", "-exit-after", str(exit_after), h323id="bob",
+                          number="2002")
+
+    def alice(self, *args: str, name: str = "alice", signal_port: int | None = None) -> Endpoint:
+        """The caller: h323id alice, number 1001."""
+        return self.start(name, *args, h323id="alice", number="1001", signal_port=signal_port)
+
+    def registered(self, endpoint: Endpoint, nth: int = 1, timeout: float = 10.0) -> str:
+        """Wait for the ``nth`` RCF line for ``endpoint``'s address; its endpoint id."""
+        lines = self.events.wait_for_lines(f"RCF|{endpoint.signal_address}|", nth, timeout)
+        return lines[nth - 1].rstrip(";").split("|")[4]
+
+    def registrations(self) -> list[str]:
+        return [line for line in self.commands.command("r") if line.startswith("RCF|")]
+
+    def cdr_lines(self) -> list[str]:
+        path = self.workdir / "cdr.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+# ---------------------------------------------------------------------------
+
+
+def test_ooh323c_endpoints_register_are_listed_and_leave_with_urq(lab):
+    bob = lab.bob(exit_after=3)
+    alice = lab.alice("--listen", "-exit-after", "3")   # listening: it calls nobody
+    bob_id, alice_id = lab.registered(bob), lab.registered(alice)
+    assert bob_id != alice_id
+    # Each GRQ was confirmed with our name, before its RRQ.
+    gcf = [line for line in lab.events.seen if line.startswith("GCF|")]
+    assert "GCF|127.0.0.1|2002=bob|terminal;" in gcf
+    assert "GCF|127.0.0.1|1001=alice|terminal;" in gcf
+    # The RCF lines name the call signal address chansetup listens on, and
+    # both aliases it registered: its user number and its h323id.
+    rcf = {line.split("|")[1]: line for line in lab.events.seen if line.startswith("RCF|")}
+    assert rcf[bob.signal_address] == (
+        f"RCF|{bob.signal_address}|2002:dialedDigits=bob:h323_ID|terminal|{bob_id};")
+    assert rcf[alice.signal_address] == (
+        f"RCF|{alice.signal_address}|1001:dialedDigits=alice:h323_ID|terminal|{alice_id};")
+    listed = lab.registrations()       # the same lines, without the event's ";"
+    assert sorted(listed) == sorted(line.rstrip(";") for line in rcf.values())
+    assert "Number of Endpoints: 2" in lab.commands.command("r")
+    assert "registered with gatekeeper" in bob.wait_for_output("onRegistrationConfirm")
+    alice.wait_for_output("onRegistrationConfirm")
+
+    # -exit-after: each sends URQ on its way out, and is confirmed.
+    assert bob.wait_exit() == 0 and alice.wait_exit() == 0
+    ucf = set(lab.events.wait_for_lines("UCF|", 2))
+    assert ucf == {f"UCF|127.0.0.1|{bob_id};", f"UCF|127.0.0.1|{alice_id};"}
+    assert "Unregistration Request message sent" in bob.trace_log()
+    assert lab.registrations() == []
+    assert "Number of Endpoints: 0" in lab.commands.command("r")
+
+
+@pytest.mark.parametrize("dialled, destination_alias", [
+    ("2002", "2002:dialedDigits"),
+    ("bob", "bob:h323_ID"),
+], ids=["by-number", "by-h323id"])
+def test_direct_call_between_ooh323c_endpoints(lab, dialled, destination_alias):
+    bob = lab.bob(exit_after=10)
+    bob_id = lab.registered(bob)
+    alice = lab.alice("-duration", "2", "-exit-after", "10", dialled)
+    alice_id = lab.registered(alice)
+
+    # The caller's ARQ, then the callee's answerCall ARQ: both confirmed,
+    # direct (the ACF sends alice straight to bob's signalling address).
+    caller_acf = lab.events.wait_for("ACF|", contains="|false|")
+    fields = caller_acf.rstrip(";").split("|")
+    assert fields[1:3] == [alice.signal_address, alice_id]
+    assert fields[4] == destination_alias
+    assert fields[5] == "1001:dialedDigits=alice:h323_ID"
+    assert fields[8] == "Direct"
+    call_id = fields[7]
+    callee_acf = lab.events.wait_for("ACF|", contains="|true|")
+    fields = callee_acf.rstrip(";").split("|")
+    assert fields[1:3] == [bob.signal_address, bob_id]
+    assert fields[7] == call_id and fields[8] == "Direct"
+
+    # The Setup reached bob at the address the ACF gave (alice knew only
+    # what it dialled), and the call was answered.
+    assert "onIncomingCall" in bob.wait_for_output("onCallEstablished")
+    alice.wait_for_output("onCallEstablished")
+    assert f"connect to remote endpoint({bob.signal_address})" in alice.trace_log()
+    # While it is up, the call is listed with both legs.
+    listing = lab.commands.command("c")
+    assert any(line.startswith("Call No. 1 | CallID ") for line in listing), listing
+    assert (f"ACF|{alice.signal_address}|{alice_id}|" in "\n".join(listing)
+            and f"ACF|{bob.signal_address}|{bob_id}|" in "\n".join(listing)), listing
+    assert listing[-1].startswith("Number of Calls: 1 ")
+
+    # alice hangs up after 2 s; both send DRQ, the call ends with a CDR.
+    dcf = set(lab.events.wait_for_lines("DCF|", 2, timeout=15))
+    assert {line.split("|")[2] for line in dcf} == {alice_id, bob_id}
+    assert all(line.endswith(f"|{call_id};") for line in dcf)
+    cdr_event = lab.events.wait_for("CDR|")
+    assert "OO_REASON_LOCAL_CLEARED" in alice.wait_for_output("onCallCleared")
+    assert "OO_REASON_REMOTE_CLEARED" in bob.wait_for_output("onCallCleared")
+    assert alice.wait_exit() == 0                   # its one call is done
+    assert lab.commands.command("c")[-1].startswith("Number of Calls: 0 ")
+
+    assert wait_until(lambda: len(lab.cdr_lines()) == 1), lab.cdr_lines()
+    [cdr] = lab.cdr_lines()
+    assert cdr == cdr_event
+    fields = cdr.rstrip(";").split("|")
+    assert fields[0:2] == ["CDR", "1"]
+    assert fields[2] == call_id.replace("-", " ")
+    assert 1 <= int(fields[3]) <= 5                # seconds connected: chansetup's -duration 2
+    assert fields[6:10] == [alice.signal_address, alice_id, bob.signal_address, bob_id]
+    assert fields[10] == destination_alias
+    assert fields[11] == "1001:dialedDigits=alice:h323_ID"
+    assert fields[12] == GK_NAME
+
+
+def test_call_to_an_unknown_number_is_rejected_and_ooh323c_clears_it(lab):
+    alice = lab.alice("-duration", "2", "-exit-after", "8", "9999")
+    lab.registered(alice)
+    arj = lab.events.wait_for("ARJ|")
+    fields = arj.rstrip(";").split("|")
+    assert fields[1:6] == [alice.signal_address, "9999:dialedDigits",
+                           "1001:dialedDigits=alice:h323_ID", "false", "calledPartyNotRegistered"]
+    assert "OO_REASON_GK_NOCALLEDUSER" in alice.wait_for_output("onCallCleared")
+    assert "onCallEstablished" not in alice.output()
+    assert alice.wait_exit() == 0
+    assert lab.commands.command("c")[-1].startswith("Number of Calls: 0 ")
+    assert lab.cdr_lines() == []
+
+
+def test_endpoints_restarted_on_the_same_ports_are_served_afresh(lab):
+    # ooh323c numbers its RAS requests from 1 and takes the first free RAS
+    # port, so a restarted endpoint sends the very same GRQ/RRQ again, and an
+    # ARQ under an old sequence number: none of that is a retransmission.
+    bob = lab.bob(exit_after=10)
+    bob_id = lab.registered(bob)
+    first = lab.alice("-duration", "1", "-exit-after", "8", "2002", name="alice-1")
+    first_id = lab.registered(first)
+    first.wait_for_output("onCallCleared")
+    assert first.wait_exit() == 0
+    assert lab.events.wait_for("UCF|", contains=first_id)
+    second = lab.alice("-duration", "1", "-exit-after", "8", "9999", name="alice-2",
+                       signal_port=first.signal_port)
+    second_id = lab.registered(second, nth=2)
+    assert second_id not in (first_id, bob_id)
+    assert lab.events.wait_for("ARJ|", contains="calledPartyNotRegistered")
+    assert "OO_REASON_GK_NOCALLEDUSER" in second.wait_for_output("onCallCleared")
+    assert "onCallEstablished" not in second.output()
+    assert len(lab.cdr_lines()) == 1
+
