@@ -51,6 +51,8 @@ class _Side(Protocol):
 
 
 class _Accept(ServerFactory):
+    noisy = False
+
     def __init__(self, relay: H245Relay) -> None:
         self.relay = relay
 
@@ -63,6 +65,8 @@ class _Accept(ServerFactory):
 
 
 class _Connect(ClientFactory):
+    noisy = False
+
     def __init__(self, relay: H245Relay) -> None:
         self.relay = relay
 

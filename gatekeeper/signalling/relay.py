@@ -41,6 +41,7 @@ from gatekeeper.h225.ras import Address, aliases_from_asn, aliases_to_asn, diall
 from gatekeeper.ras.controller import RateLimitedLog
 from gatekeeper.signalling.h245 import H245Relay
 from gatekeeper.signalling.protocol import SignallingProtocol
+from gatekeeper.signalling.settings import RoutedModeSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,14 @@ class SignallingSettings:
     tcp_keepalive: bool = False          # TcpKeepAlive
     h245_routed: bool = False            # H245Routed
     max_pending: int = 64                # caller messages held while the callee leg opens
+
+
+def signalling_settings(routed_mode: RoutedModeSettings) -> SignallingSettings:
+    """The relay's settings from ``[RoutedMode]``."""
+    return SignallingSettings(
+        setup_timeout=routed_mode.setup_timeout, signal_timeout=routed_mode.signal_timeout,
+        alerting_timeout=routed_mode.alerting_timeout, tcp_keepalive=routed_mode.tcp_keepalive,
+        h245_routed=routed_mode.h245_routed)
 
 
 #: Causes of the gatekeeper's own releases.
@@ -70,6 +79,7 @@ class SignallingServer(ServerFactory):
     """Accepts call signalling connections and keeps a relay per call."""
 
     log = Logger()
+    noisy = False
 
     def __init__(self, admission: SetupAdmission, clock: IReactorTime, connector: IReactorTCP,
                  settings: SignallingSettings = SignallingSettings(),
@@ -216,6 +226,8 @@ def setup_request(message: SignalMessage, peer: Address | None) -> SetupRequest:
 
 class _CalleeFactory(ClientFactory):
     """Opens the callee's leg of one relay."""
+
+    noisy = False
 
     def __init__(self, relay: CallRelay) -> None:
         self.relay = relay
