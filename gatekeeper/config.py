@@ -8,7 +8,9 @@ otherwise ignored, so a real GnuGk file loads unchanged.
 
 This module covers what the RAS service needs (``[Gatekeeper::Main]``,
 ``[RasSrv::GWPrefixes]``, ``[RasSrv::PermanentEndpoints]``,
-``[RasSrv::RRQFeatures]``); the other sections join it as their features land.
+``[RasSrv::RRQFeatures]``, with ``[RasSrv::LRQFeatures]`` and
+``[ReplyToRasAddress]`` read by :mod:`gatekeeper.ras.policy`); the other
+sections join it as their features land.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from gatekeeper.core.routing import RoutingSettings, parse_routing
 from gatekeeper.core.vqueue import VirtualQueueSettings, parse_virtual_queues
 from gatekeeper.h225 import ras
 from gatekeeper.manhole import ManholeSettings, parse_manhole
+from gatekeeper.ras.policy import RasPolicy, parse_lrq_features, parse_reply_to_ras_address
 from gatekeeper.h225.ras import Address, Alias
 from gatekeeper.status.auth import AuthRules
 from gatekeeper.status.filtering import FilterSettings, parse_filtering
@@ -80,6 +83,9 @@ class Config:
     rewrite_e164: tuple[RewriteRule, ...] = ()
     call_signal_port: int = 1720         # [RoutedMode] CallSignalPort (for routed mode)
     virtual_queues: VirtualQueueSettings = field(default_factory=VirtualQueueSettings)
+    #: [RasSrv::LRQFeatures] AcceptNonNeighborLRQ, [RasSrv::RRQFeatures]
+    #: OverwriteEPOnSameAddress and [ReplyToRasAddress], for the RAS controller.
+    ras_policy: RasPolicy = field(default_factory=RasPolicy)
     #: The file as read (what ``debug cfg`` shows and ``debug set`` edits).
     ini: IniFile = field(default_factory=lambda: IniFile("<defaults>", {}))
 
@@ -175,14 +181,23 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
     section = "RasSrv::RRQFeatures"
     irq_poll_count = 1
     require_discovery = False
+    overwrite_ep = False
     for key, value in ini.items(section):
         lowered = key.lower()
         if lowered == "irqpollcount":
             irq_poll_count = _int(path, section, key, value, 0, 100)
         elif lowered == "requirediscovery":   # ours, not GnuGk's
             require_discovery = _bool(path, section, key, value)
+        elif lowered == "overwriteeponsameaddress":
+            overwrite_ep = _bool(path, section, key, value)
         else:
             warnings.append(unknown_key(path, section, key))
+
+    accept_non_neighbor_lrq, more = parse_lrq_features(ini)
+    warnings += more
+    ras_policy = RasPolicy(accept_non_neighbor_lrq=accept_non_neighbor_lrq,
+                           overwrite_ep_on_same_address=overwrite_ep,
+                           reply_to_ras_address=parse_reply_to_ras_address(ini))
 
     section = "GkStatus::Auth"
     status_auth = AuthRules()
@@ -237,7 +252,7 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
                   status_auth=status_auth, status_filtering=status_filtering, acct=acct, manhole=manhole,
                   routing=routing,
                   rewrite_e164=parse_rewrite(ini), call_signal_port=call_signal_port,
-                  virtual_queues=virtual_queues, ini=ini)
+                  virtual_queues=virtual_queues, ras_policy=ras_policy, ini=ini)
 
 
 def _fields(settings: MainSettings) -> dict[str, object]:
@@ -250,7 +265,7 @@ _KNOWN_SECTIONS = {
     "RasSrv::RRQFeatures", "GkStatus::Auth", "RoutingPolicy", "RoutingPolicy::OnARQ",
     "RoutingPolicy::OnLRQ", "RoutingPolicy::OnSetup", "CTI::Agents", "RasSrv::RewriteE164",
     "RoutedMode", "GkStatus::Filtering", "Gatekeeper::Acct", "FileAcct", "StatusAcct", "HttpAcct",
-    "Manhole",
+    "Manhole", "RasSrv::LRQFeatures", "ReplyToRasAddress",
 }
 
 

@@ -201,6 +201,7 @@ class GatekeeperService(service.MultiService):
         self.controller.router = self._router(config)
         self.controller.hold_delay = config.virtual_queues.request_timeout + 2
         self.controller.rewrite_rules = config.rewrite_e164
+        self.controller.policy = config.ras_policy
         main = config.main
         self.status.auth = config.status_auth
         self.status.new_rcf_only = config.status_filtering.new_rcf_only

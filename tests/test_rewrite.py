@@ -52,7 +52,7 @@ def test_bad_rules_are_refused_naming_key_and_value(line, problem):
 
 
 def test_arq_and_lrq_are_routed_by_the_rewritten_number():
-    gk = Gatekeeper("[RasSrv::RewriteE164]\n0=49\n")
+    gk = Gatekeeper("[RasSrv::RewriteE164]\n0=49\n[RasSrv::LRQFeatures]\nAcceptNonNeighborLRQ=1\n")
     caller, target = phone(1, "1001"), phone(2, "49712")
     gk.register(caller)
     gk.register(target)

@@ -450,8 +450,15 @@ def test_other_ras_traffic_goes_on_while_a_call_waits(gk, parties):
 # -- LRQ, unregistering and stopping --------------------------------------------------
 
 
-def test_lrq_to_a_queue_is_held_and_answered_with_lcf(gk, parties):
-    _, agent = parties
+#: LRQs are answered for registered endpoints and neighbours only; these come
+#: from another gatekeeper that is neither.
+OPEN_TO_LRQS = "\n[RasSrv::LRQFeatures]\nAcceptNonNeighborLRQ=1\n"
+
+
+def test_lrq_to_a_queue_is_held_and_answered_with_lcf():
+    gk = Gatekeeper(CONFIG + OPEN_TO_LRQS)
+    agent = phone(2, "2002", "agent1")
+    gk.register(agent)
     neighbour = phone(9, "x")
     acd = Session(gk.service, 40001, trace=1)
     (rip,) = gk.send(neighbour, neighbour.lrq(["queue1"]))
@@ -466,7 +473,8 @@ def test_lrq_to_a_queue_is_held_and_answered_with_lcf(gk, parties):
     assert ras.transport_from_asn(lcf.raw["rasAddress"]) == ("10.0.0.2", 1719)
 
 
-def test_lrq_route_reject_answers_lrj(gk):
+def test_lrq_route_reject_answers_lrj():
+    gk = Gatekeeper(CONFIG + OPEN_TO_LRQS)
     neighbour = phone(9, "x")
     acd = Session(gk.service, 40001, trace=1)
     (rip,) = gk.send(neighbour, neighbour.lrq(["queue1"]))

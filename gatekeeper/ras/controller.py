@@ -28,6 +28,7 @@ from gatekeeper.core.routing import Router, RoutingRequest, default_router
 from gatekeeper.h225 import codec, ras
 from gatekeeper.h225.ras import Address
 from gatekeeper.interfaces import IEventBus
+from gatekeeper.ras.policy import RasPolicy
 
 #: Sends a message; the third argument, when given, is the request it answers
 #: as (source, kind, seq), so that retransmissions of that request get it too.
@@ -129,6 +130,16 @@ NOT_FOR_US = (
 )
 
 
+#: Tells whether an LRQ comes from a configured neighbour gatekeeper
+#: ([RasSrv::Neighbors]); the neighbour table plugs in here.
+NeighbourCheck = Callable[[ras.LocationRequest, Address], bool]
+
+
+def no_neighbours(lrq: ras.LocationRequest, source: Address) -> bool:
+    """The neighbour check while no neighbours are configured."""
+    return False
+
+
 def usable_address(address: Address | None) -> bool:
     """An address an endpoint can really be reached at (not 0.0.0.0, not
     multicast, a real port)."""
@@ -156,7 +167,8 @@ class RasController:
     def __init__(self, settings: RasSettings, bus: IEventBus, clock: IReactorTime,
                  registry: Registry | None = None, calls: CallTable | None = None,
                  router: Router | None = None,
-                 local_ras_address: Callable[[Address], Address] | None = None) -> None:
+                 local_ras_address: Callable[[Address], Address] | None = None,
+                 policy: RasPolicy | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.clock = clock
@@ -170,6 +182,8 @@ class RasController:
         self.accepting = True        # False while shutting down: no new calls
         self.hold_delay = 12.0       # seconds a RequestInProgress asks the endpoint to wait
         self.rewrite_rules: tuple[RewriteRule, ...] = ()   # [RasSrv::RewriteE164]
+        self.policy = policy if policy is not None else RasPolicy()
+        self.is_neighbour: NeighbourCheck = no_neighbours
         self._held: dict[tuple, _Held] = {}
         self._discovered: OrderedDict[str, float] = OrderedDict()
         self._outgoing: dict[int, _Outgoing] = {}
@@ -254,23 +268,32 @@ class RasController:
 
     # -- GRQ -------------------------------------------------------------
 
+    def answer_address(self, source: Address, ras_address: Address | None) -> Address:
+        """Where the answer to a GRQ or RRQ goes: where it came from, as in
+        GnuGk, unless ``[ReplyToRasAddress]`` says to use the rasAddress it
+        names for requests from the source's network."""
+        if ras_address is not None and ras_address != source and usable_address(ras_address) \
+                and self.policy.replies_to_ras_address(source[0]):
+            return ras_address
+        return source
+
     def on_grq(self, grq: ras.GatekeeperRequest, source: Address,
                multicast: bool = False) -> tuple | Reply | None:
-        reply_to = source
-        if multicast and usable_address(grq.ras_address):
-            reply_to = grq.ras_address
+        # Multicast or not, the answer goes to the source (GnuGk's default):
+        # a rasAddress naming a third party gets nothing from us.
+        reply_to = self.answer_address(source, grq.ras_address)
         if grq.gatekeeper_id and grq.gatekeeper_id != self.name:
             if multicast:
                 return None  # a GRQ for another gatekeeper: not ours to refuse
             self.bus.publish(ev.GatekeeperRejected(source, grq.aliases, grq.endpoint_type,
                                                    "terminalExcluded"))
-            return ras.grj(grq.seq, "terminalExcluded", self.name)
+            return self._to(ras.grj(grq.seq, "terminalExcluded", self.name), reply_to, source)
         self._remember_discovery(source[0])
         if grq.ras_address is not None:
             self._remember_discovery(grq.ras_address[0])
         message = ras.gcf(grq.seq, self.name, self.local_ras_address(source))
         self.bus.publish(ev.GatekeeperConfirmed(source, grq.aliases, grq.endpoint_type))
-        return Reply(message, reply_to) if reply_to != source else message
+        return self._to(message, reply_to, source)
 
     # -- RRQ -------------------------------------------------------------
 
@@ -288,18 +311,26 @@ class RasController:
         self.bus.publish(ev.RegistrationRejected(source, rrq.aliases, rrq.endpoint_type, reason))
         return ras.rrj(rrq.seq, reason, self.name, value)
 
-    def on_rrq(self, rrq: ras.RegistrationRequest, source: Address) -> tuple | Encoded:
+    def on_rrq(self, rrq: ras.RegistrationRequest, source: Address) -> tuple | Reply | Encoded:
+        ras_addresses = [a for a in rrq.ras_addresses if usable_address(a)]
+        reply_to = self.answer_address(source, ras_addresses[0] if ras_addresses else None)
         now = self.now()
         if rrq.keep_alive and rrq.endpoint_id:
-            return self._keepalive(rrq, source, now)
+            return self._keepalive(rrq, source, now, reply_to)
+        return self._to(self._register(rrq, source, ras_addresses, now), reply_to, source)
+
+    def _register(self, rrq: ras.RegistrationRequest, source: Address,
+                  ras_addresses: list[Address], now: float) -> tuple:
+        """The answer to a full RRQ: a new registration, a renewal, or RRJ."""
         signal = tuple(a for a in rrq.call_signal_addresses if usable_address(a))
         if not signal:
             return self._rrj(rrq, source, "invalidCallSignalAddress")
-        ras_addresses = [a for a in rrq.ras_addresses if usable_address(a)]
         if not ras_addresses:
             return self._rrj(rrq, source, "invalidRASAddress")
-        existing, claimed = self._existing_registration(rrq, source, signal)
-        if claimed:
+        existing, holder = self._existing_registration(rrq, source, signal)
+        if holder is not None and not self._same_host(holder, source):
+            # A signalling address registered from another host is never
+            # taken over (GnuGk too wants the signalling IP to be the sender's).
             self.stats["spoofed"] += 1
             return self._rrj(rrq, source, "invalidCallSignalAddress")
         if self.settings.require_discovery and existing is None and not self._did_discovery(rrq, source, now):
@@ -308,8 +339,31 @@ class RasController:
         if rrq.additive and existing is not None:
             aliases = existing.aliases + tuple(a for a in aliases if a not in existing.aliases)
         taken = self.registry.conflicting_aliases(aliases, existing)
-        if taken:
-            return self._rrj(rrq, source, "duplicateAlias", ras.aliases_to_asn(taken))
+        # The registrations this one conflicts with: the one holding its
+        # signalling address (same host, other port) and the owners of its
+        # aliases. GnuGk refuses (duplicateAlias) unless OverwriteEPOnSameAddress,
+        # which unregisters them (URQ) and lets this one in; permanent
+        # endpoints are never replaced.
+        owners = [holder] if holder is not None else []
+        for alias in taken:
+            owner = self.registry.find_alias(alias)
+            if owner is not None and owner not in owners:
+                owners.append(owner)
+        if owners and (not self.policy.overwrite_ep_on_same_address
+                       or any(owner.permanent for owner in owners)):
+            if holder is not None:
+                self.stats["takeover refused"] += 1
+                self._trouble("takeover", "refused an RRQ from {source} for the signalling "
+                              "address of {endpoint_id}, registered from {registered}",
+                              source=ras.format_address(source), endpoint_id=holder.endpoint_id,
+                              registered=ras.format_address(holder.source_address
+                                                            or holder.ras_address))
+            if taken:
+                return self._rrj(rrq, source, "duplicateAlias", ras.aliases_to_asn(taken))
+            return self._rrj(rrq, source, "invalidCallSignalAddress")
+        for owner in owners:
+            self.stats["registrations replaced"] += 1
+            self.unregister(owner, "maintenance", "replaced by a new registration")
         ttl = self.grant_time_to_live(rrq.time_to_live)
         prefixes = tuple(p.digits or p.value for p in rrq.prefixes)
         if existing is None:
@@ -335,27 +389,37 @@ class RasController:
                        supports_additive=True)
 
     def _existing_registration(self, rrq: ras.RegistrationRequest, source: Address,
-                               signal: tuple[Address, ...]) -> tuple[Endpoint | None, bool]:
-        """The registration a full RRQ renews, and whether its signalling
-        address is claimed by another host's registration.
+                               signal: tuple[Address, ...]
+                               ) -> tuple[Endpoint | None, Endpoint | None]:
+        """The registration a full RRQ renews, and the one holding a
+        signalling address it asks for without being it.
 
-        A registration is renewed by the same identifier from the same place,
-        or by the same signalling address from the same host; a signalling
-        address registered from another host is not taken over.
+        A registration is renewed only from where it was made (its RAS
+        address, or the address its RRQ came from: ``Endpoint.is_from``),
+        named by its identifier or by its signalling address. From anywhere
+        else, even another port of the same host, the RRQ conflicts with it
+        (its identifier, calls and aliases are not handed over).
         """
+        renewed = None
         if rrq.endpoint_id:
             endpoint = self.registry.get(rrq.endpoint_id)
             if endpoint is not None and endpoint.is_from(source):
-                return endpoint, False
+                renewed = endpoint
         for address in signal:
             endpoint = self.registry.find_signal(address)
-            if endpoint is None:
+            if endpoint is None or endpoint is renewed:
                 continue
-            hosts = {a[0] for a in (endpoint.ras_address, endpoint.source_address) if a}
-            if source[0] in hosts:
-                return endpoint, False
-            return None, True
-        return None, False
+            if renewed is None and endpoint.is_from(source):
+                renewed = endpoint
+                continue
+            return renewed, endpoint
+        return renewed, None
+
+    @staticmethod
+    def _same_host(endpoint: Endpoint, source: Address) -> bool:
+        """Whether ``source`` is on the host ``endpoint`` registered from."""
+        return any(a is not None and a[0] == source[0]
+                   for a in (endpoint.ras_address, endpoint.source_address))
 
     def _remember_discovery(self, ip: str) -> None:
         """Note a GRQ from ``ip``; forget the ones too old to count."""
@@ -376,14 +440,16 @@ class RasController:
         when = self._discovered.get(source[0])
         return when is not None and now - when <= self.settings.discovery_memory
 
-    def _keepalive(self, rrq: ras.RegistrationRequest, source: Address,
-                   now: float) -> tuple | Encoded:
+    def _keepalive(self, rrq: ras.RegistrationRequest, source: Address, now: float,
+                   reply_to: Address | None = None) -> tuple | Reply | Encoded:
+        reply_to = reply_to or source
         endpoint = self.registry.get(rrq.endpoint_id or "")
         if endpoint is None:
-            return self._rrj(rrq, source, "fullRegistrationRequired")
+            return self._to(self._rrj(rrq, source, "fullRegistrationRequired"), reply_to, source)
         if not endpoint.is_from(source):
+            # Its own RAS address or nothing: not another port of its host.
             self.stats["spoofed"] += 1
-            return self._rrj(rrq, source, "securityDenial")
+            return self._to(self._rrj(rrq, source, "securityDenial"), reply_to, source)
         ttl = self.grant_time_to_live(rrq.time_to_live or endpoint.time_to_live)
         endpoint.time_to_live = ttl
         self.registry.touch(endpoint, now)
@@ -393,6 +459,10 @@ class RasController:
             endpoint.endpoint_type, endpoint.endpoint_id, keepalive=True, new=False,
             vendor=str(endpoint.vendor or "")))
         with_aliases = bool(rrq.aliases)
+        if reply_to != source:   # [ReplyToRasAddress]: rare, no template
+            return Reply(ras.rcf(rrq.seq, endpoint.signal_addresses, endpoint.endpoint_id,
+                                 self.name, endpoint.aliases if with_aliases else None, ttl,
+                                 supports_additive=True), reply_to)
         template = endpoint.rcf_template
         if template is None or template[0] != with_aliases or template[1] != ttl:
             message = ras.rcf(1, endpoint.signal_addresses, endpoint.endpoint_id, self.name,
@@ -703,9 +773,56 @@ class RasController:
 
     # -- LRQ -------------------------------------------------------------
 
+    def lrq_sender(self, lrq: ras.LocationRequest, source: Address) -> str | None:
+        """Who sent an LRQ, as far as answering it goes (GnuGk's rules):
+        ``"endpoint"`` (one of ours, naming its identifier, from its own
+        address), ``"neighbour"`` (a configured neighbour gatekeeper),
+        ``"non-neighbour"`` (anyone else, let in by AcceptNonNeighborLRQ=1),
+        or None: a stranger, answered only with LRJ securityDenial at its
+        source address."""
+        if lrq.endpoint_id:
+            endpoint = self.registry.get(lrq.endpoint_id)
+            if endpoint is not None and endpoint.is_from(source):
+                return "endpoint"
+        if self.is_neighbour(lrq, source):
+            return "neighbour"
+        if self.policy.accept_non_neighbor_lrq:
+            return "non-neighbour"
+        return None
+
+    def lrq_reply_address(self, sender: str, lrq: ras.LocationRequest,
+                          source: Address) -> Address:
+        """Where the answer to an accepted LRQ goes. A neighbour is answered
+        at its replyAddress (as GnuGk); one of our endpoints where it asked
+        from (GnuGk too), unless [ReplyToRasAddress] says otherwise; anyone
+        else at its replyAddress only when that is on the sender's own host
+        (or [ReplyToRasAddress] allows it), never on a third party's."""
+        reply = lrq.reply_address if usable_address(lrq.reply_address) else None
+        if reply is None or reply == source or sender == "neighbour":
+            return reply or source
+        if self.policy.replies_to_ras_address(source[0]):
+            return reply
+        if sender == "non-neighbour" and reply[0] == source[0]:
+            return reply
+        if sender == "non-neighbour":
+            self.stats["LRQ replyAddress ignored"] += 1
+            self._trouble("lrq reply address", "answering the LRQ from {source} there, not "
+                          "at the replyAddress {reply} it names",
+                          source=ras.format_address(source), reply=ras.format_address(reply))
+        return source
+
     def on_lrq(self, lrq: ras.LocationRequest, source: Address) -> tuple | Reply:
-        reply_to = lrq.reply_address if usable_address(lrq.reply_address) else source
-        caller = self.registry.get(lrq.endpoint_id) if lrq.endpoint_id else None
+        sender = self.lrq_sender(lrq, source)
+        if sender is None:
+            self.stats["LRQ refused"] += 1
+            self._trouble("lrq refused", "refused an LRQ from {source}: neither a registered "
+                          "endpoint nor a neighbour ([RasSrv::LRQFeatures] "
+                          "AcceptNonNeighborLRQ=0)", source=ras.format_address(source))
+            self.bus.publish(ev.LocationRejected(source, lrq.destination_info, lrq.source_info,
+                                                 "securityDenial"))
+            return ras.lrj(lrq.seq, "securityDenial")
+        reply_to = self.lrq_reply_address(sender, lrq, source)
+        caller = self.registry.get(lrq.endpoint_id) if sender == "endpoint" else None
         if self.rewrite_rules:
             lrq = replace(lrq, destination_info=rewrite_destination(self.rewrite_rules,
                                                                     lrq.destination_info))
