@@ -64,8 +64,8 @@ class Alias:
     """An H.225.0 AliasAddress: its ASN.1 alternative and its text value.
 
     ``raw`` keeps the decoded ASN.1 value of the structured kinds (partyNumber,
-    mobileUIM, isupNumber) so they re-encode exactly; it takes no part in
-    equality or hashing.
+    mobileUIM, isupNumber) and of opaque aliases (:func:`opaque_alias`) so they
+    re-encode exactly; it takes no part in equality or hashing.
     """
 
     kind: str
@@ -78,15 +78,16 @@ class Alias:
     @property
     def is_digits(self) -> bool:
         """True for dialled digits and E.164 party numbers (prefix-routable)."""
-        return self.kind == "dialledDigits" or (
-            self.kind == "partyNumber" and self.raw is not None and self.raw[0] == "e164Number"
-        )
+        if self.kind == "dialledDigits":
+            return not self.value.startswith("?")    # "?": opaque (no digit is "?")
+        return (self.kind == "partyNumber" and isinstance(self.raw, tuple) and bool(self.raw)
+                and self.raw[0] == "e164Number" and _party_digits(self.raw) is not None)
 
     @property
     def digits(self) -> str | None:
-        """The digits of a digit alias, else None."""
+        """The digits of a digit alias, else None (also for an opaque alias)."""
         if self.kind == "dialledDigits":
-            return self.value
+            return None if self.value.startswith("?") else self.value
         if self.kind == "partyNumber" and self.raw is not None:
             return _party_digits(self.raw)
         return None
@@ -100,36 +101,114 @@ def h323_id(name: str) -> Alias:
     return Alias("h323-ID", name)
 
 
-def _party_digits(party: tuple) -> str:
+def _party_digits(party: Any) -> str | None:
+    """The digits of a PartyNumber value, or None for a shape without digits
+    (an extension alternative this codec does not know)."""
+    if not (isinstance(party, tuple) and len(party) == 2):
+        return None
     kind, value = party
-    if kind == "e164Number":
-        return value["publicNumberDigits"]
-    if kind == "privateNumber":
-        return value["privateNumberDigits"]
-    return value if isinstance(value, str) else ""
+    if kind == "e164Number" and isinstance(value, dict):
+        digits = value.get("publicNumberDigits")
+    elif kind == "privateNumber" and isinstance(value, dict):
+        digits = value.get("privateNumberDigits")
+    else:
+        digits = value
+    return digits if isinstance(digits, str) else None
 
 
-def alias_from_asn(value: tuple) -> Alias:
-    """AliasAddress (asn1tools form) -> :class:`Alias`."""
-    kind, content = value
-    if kind in ("dialledDigits", "h323-ID", "url-ID", "email-ID"):
-        return Alias(kind, content)
-    if kind == "transportID":
-        address = transport_from_asn(content)
-        text = format_address(address) if address else "unknown"
-        return Alias(kind, text, content)
-    if kind == "partyNumber":
-        prefix = _PARTY_PREFIX.get(content[0], content[0])
-        return Alias(kind, f"{prefix}:{_party_digits(content)}", content)
-    if kind == "isupNumber":
-        sub, inner = content
-        digits = inner["address"] if isinstance(inner, dict) else inner
-        return Alias(kind, digits, content)
-    if kind == "mobileUIM":
-        sub, inner = content
-        parts = [f"{k}={v}" for k, v in inner.items() if isinstance(v, str)]
-        return Alias(kind, ",".join(parts), content)
-    return Alias(kind, "", content)
+#: Longest text made of an opaque alias's content (a peer chooses its size).
+_OPAQUE_TEXT_LIMIT = 256
+
+
+def _opaque_text(content: Any) -> str:
+    """A stable text for content this module does not model: ``?`` and the
+    hex of its octets (``?`` keeps it from ever reading as digits or as a
+    prefix), or ``?`` alone when it holds no octets."""
+    octets = content[1] if isinstance(content, tuple) and len(content) == 2 else content
+    if isinstance(octets, (bytes, bytearray)):
+        return "?" + bytes(octets[:_OPAQUE_TEXT_LIMIT // 2]).hex()
+    return "?"
+
+
+def opaque_alias(kind: str, content: Any) -> Alias:
+    """An alias read as-is: an alternative of AliasAddress (or of one of its
+    structured kinds) that this module does not model.  ``raw`` keeps the
+    decoded value, so it re-encodes to the very octets it came as; its text is
+    :func:`_opaque_text`, so two different opaque aliases never look alike."""
+    return Alias(kind, _opaque_text(content), content)
+
+
+def _string_alias(kind: str, content: Any) -> Alias | None:
+    return Alias(kind, content) if isinstance(content, str) else None
+
+
+def _transport_alias(kind: str, content: Any) -> Alias | None:
+    address = transport_from_asn(content)
+    if address is None:
+        return None
+    return Alias(kind, format_address(address), content)
+
+
+def _party_alias(kind: str, content: Any) -> Alias | None:
+    sub, _ = content
+    digits = _party_digits(content)
+    prefix = _PARTY_PREFIX.get(sub)
+    if prefix is None or digits is None:
+        return None
+    return Alias(kind, f"{prefix}:{digits}", content)
+
+
+def _isup_alias(kind: str, content: Any) -> Alias | None:
+    sub, inner = content
+    digits = inner.get("address") if isinstance(inner, dict) else inner
+    if sub not in _PARTY_PREFIX or not isinstance(digits, str):
+        return None
+    return Alias(kind, digits, content)
+
+
+def _mobile_alias(kind: str, content: Any) -> Alias | None:
+    sub, inner = content
+    if sub not in ("ansi-41-uim", "gsm-uim") or not isinstance(inner, dict):
+        return None
+    parts = [f"{k}={v}" for k, v in inner.items() if isinstance(v, str)]
+    return Alias(kind, ",".join(parts), content)
+
+
+#: AliasAddress alternative -> its reader; a reader returns None for a value
+#: of a shape it does not know, which then reads as an opaque alias.
+_ALIAS_READERS = {
+    "dialledDigits": _string_alias,
+    "h323-ID": _string_alias,
+    "url-ID": _string_alias,
+    "email-ID": _string_alias,
+    "transportID": _transport_alias,
+    "partyNumber": _party_alias,
+    "isupNumber": _isup_alias,
+    "mobileUIM": _mobile_alias,
+}
+
+
+def alias_from_asn(value: Any) -> Alias:
+    """AliasAddress (asn1tools form) -> :class:`Alias`.
+
+    Total over what the decoder hands over: an alternative not modelled here,
+    an unknown extension alternative (``("?extension-N", octets)``, at the top
+    or inside partyNumber, mobileUIM, isupNumber, transportID) or any other
+    unexpected shape reads as an :func:`opaque_alias`, never as an error.
+    """
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        kind, content = value
+    else:
+        return opaque_alias("?", value)
+    reader = _ALIAS_READERS.get(kind)
+    if reader is not None:
+        try:
+            alias = reader(kind, content)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+            alias = None
+        if alias is not None:
+            return alias
+    return opaque_alias(kind, content)
 
 
 def alias_to_asn(alias: Alias) -> tuple:
@@ -216,14 +295,27 @@ def transport_to_asn(address: Address) -> tuple:
         raise EncodeError(f"not an IP address: {host!r}") from None
 
 
-def transport_from_asn(value: tuple) -> Address | None:
-    """TransportAddress -> ``(ip, port)``, or None for non-IP kinds."""
-    kind, content = value
-    if kind in ("ipAddress", "ipSourceRoute"):
-        return (socket.inet_ntop(socket.AF_INET, content["ip"]), content["port"])
-    if kind == "ip6Address":
-        return (socket.inet_ntop(socket.AF_INET6, content["ip"]), content["port"])
-    return None
+_IP_FAMILIES = {"ipAddress": socket.AF_INET, "ipSourceRoute": socket.AF_INET,
+                "ip6Address": socket.AF_INET6}
+
+
+def transport_from_asn(value: Any) -> Address | None:
+    """TransportAddress -> ``(ip, port)``, or None for anything else: the
+    non-IP kinds, an unknown extension alternative, an unexpected shape."""
+    if not (isinstance(value, tuple) and len(value) == 2):
+        return None
+    family = _IP_FAMILIES.get(value[0])
+    content = value[1]
+    if family is None or not isinstance(content, dict):
+        return None
+    try:
+        host = socket.inet_ntop(family, content["ip"])
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+    port = content.get("port")
+    if not isinstance(port, int):
+        return None
+    return (host, port)
 
 
 def transports_from_asn(values: Iterable[tuple] | None) -> tuple[Address, ...]:
@@ -327,8 +419,10 @@ def supported_prefixes(endpoint_type: dict) -> tuple[Alias, ...]:
     prefixes: list[Alias] = []
     for kind in ("gateway", "mcu"):
         info = endpoint_type.get(kind)
-        if not info:
+        if not isinstance(info, dict):
             continue
+        # Each protocol is a SupportedProtocols CHOICE; an unknown extension
+        # alternative carries octets, not a dict, and announces nothing.
         for _, caps in info.get("protocol", ()):
             if isinstance(caps, dict):
                 for prefix in caps.get("supportedPrefixes", ()):
@@ -669,16 +763,24 @@ def read(message: tuple[str, Any]) -> RasPdu:
     Kinds without a reader (nonStandardMessage, unknown extensions, ...)
     become a plain :class:`RasPdu`; its ``seq`` is 0 when the message has no
     readable requestSeqNum.  Raises DecodeError for values no real encoder
-    produces (e.g. a required address that is not IP).
+    produces (a requestSeqNum out of range).  Any alias, transport address or
+    other CHOICE of a shape not modelled here (an unknown extension
+    alternative, a non-IP address) reads as opaque or absent, not as an
+    error, so the request still gets its answer.
     """
     kind, value = message
     reader = _READERS.get(kind)
     try:
         if reader is not None:
-            return reader(kind, value)
+            pdu = reader(kind, value)
+            # PER writes 1..65535 in 16 bits as seq - 1, so a peer can send
+            # "65536", which no answer could carry.
+            if not 1 <= pdu.seq <= 65535:
+                raise DecodeError(f"requestSeqNum out of range: {pdu.seq}", kind)
+            return pdu
         seq = value.get("requestSeqNum", 0) if isinstance(value, dict) else 0
-        return RasPdu(kind, seq, value)
-    except (KeyError, TypeError, ValueError, IndexError) as error:
+        return RasPdu(kind, seq if isinstance(seq, int) else 0, value)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         raise DecodeError(f"unusable field ({error})", kind) from None
 
 

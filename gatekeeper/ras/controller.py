@@ -28,6 +28,7 @@ from gatekeeper.core.routing import Router, RoutingRequest, default_router
 from gatekeeper.h225 import codec, ras
 from gatekeeper.h225.ras import Address
 from gatekeeper.interfaces import IEventBus
+from gatekeeper.ratelimit import RateLimitedLog  # noqa: F401 - also imported from here
 from gatekeeper.ras.policy import RasPolicy
 
 #: Sends a message; the third argument, when given, is the request it answers
@@ -89,26 +90,6 @@ class _Outgoing:
     tries_left: int
     timer: IDelayedCall | None = None
     on_answer: Callable[[ras.RasPdu], None] | None = None
-
-
-class RateLimitedLog:
-    """Logs the first of a kind of trouble, then at most one summary per interval."""
-
-    def __init__(self, log: Logger, clock: IReactorTime, interval: float = 10.0) -> None:
-        self.log = log
-        self.clock = clock
-        self.interval = interval
-        self._next: dict[str, float] = {}
-        self._suppressed: Counter[str] = Counter()
-
-    def __call__(self, kind: str, text: str, **fields: object) -> None:
-        now = self.clock.seconds()
-        if now < self._next.get(kind, 0.0):
-            self._suppressed[kind] += 1
-            return
-        skipped = self._suppressed.pop(kind, 0)
-        self._next[kind] = now + self.interval
-        self.log.warn(text + " ({skipped} more like it not logged)", skipped=skipped, **fields)
 
 
 #: What answers each request the gatekeeper sends.
@@ -576,7 +557,7 @@ class RasController:
         self.answer_later(reply, held.source, key[0], held.seq, held.earlier)
 
     def _route_failed(self, failure: Any, key: tuple) -> None:
-        self.log.failure("routing a held {kind} failed", failure, kind=key[0])
+        self._trouble.failure("routing", "routing a held {kind} failed", failure, kind=key[0])
         held = self._held.pop(key, None)
         if held is None:
             return

@@ -4,8 +4,12 @@ A protocol frames nothing (a datagram is a message): it decodes, hands the
 typed message to the :class:`~gatekeeper.ras.controller.RasController`, encodes
 the reply and writes it back.  Nothing a peer sends can raise out of
 ``datagramReceived``: undecodable datagrams are counted and logged at a
-bounded rate; a failure while answering is logged and answered with a generic
-reject.  A retransmitted request (the same datagram from the same source within
+bounded rate; a failure while answering is logged (its traceback once, then
+rate-limited summaries) and answered with a generic reject.  An address a
+peer put in a message (an LRQ's replyAddress, a rasAddress) is checked before
+anything is sent there: whatever it is (IPv6 on an IPv4 socket, port 0,
+broadcast, ...) the send is counted and logged at a bounded rate, never
+raised.  A retransmitted request (the same datagram from the same source within
 ``retransmit_window`` seconds) gets the very same answer again without being
 handled twice.  Only the same bytes are a retransmission: an endpoint that
 restarts on the same port counts its sequence numbers from the start again
@@ -18,6 +22,7 @@ from __future__ import annotations
 import socket
 from collections import Counter, OrderedDict
 
+from twisted.internet.address import IPv6Address
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
@@ -25,11 +30,22 @@ from twisted.logger import Logger
 from gatekeeper.errors import DecodeError, EncodeError
 from gatekeeper.h225 import codec, ras
 from gatekeeper.h225.ras import Address
-from gatekeeper.ras.controller import Encoded, RasController, RateLimitedLog, Reply
+from gatekeeper.ratelimit import RateLimitedLog
+from gatekeeper.ras.controller import Encoded, RasController, Reply
 
 DISCOVERY_GROUP = "224.0.1.41"
 DISCOVERY_PORT = 1718
 MAX_DATAGRAM = 8192
+
+_V4_MAPPED = bytes(10) + b"\xff\xff"   # ::ffff:a.b.c.d
+
+
+def describe_address(address: object) -> str:
+    """``ip:port`` for a log line, whatever ``address`` is."""
+    try:
+        return ras.format_address(address)  # type: ignore[arg-type]
+    except Exception:
+        return repr(address)[:80]
 
 
 class RasProtocol(DatagramProtocol):
@@ -51,7 +67,8 @@ class RasProtocol(DatagramProtocol):
         self._serial = 0
         # source -> (the last serial before its URQ, when): older answers are not replayed
         self._forgotten: OrderedDict[Address, tuple[int, float]] = OrderedDict()
-        self._trouble = RateLimitedLog(self.log, clock)
+        #: Every log line a peer can cause goes through here.
+        self.trouble = RateLimitedLog(self.log, clock)
         self._local_ips: dict[str, str] = {}
 
     # -- twisted ---------------------------------------------------------
@@ -65,8 +82,8 @@ class RasProtocol(DatagramProtocol):
             self.received(data, (addr[0], addr[1]))
         except Exception:
             self.stats["errors"] += 1
-            self.log.failure("failed to handle a RAS datagram from {source}",
-                             source=f"{addr[0]}:{addr[1]}")
+            self.trouble.failure("datagram", "failed to handle a RAS datagram from {source}",
+                                 source=describe_address(addr))
 
     # -- the work --------------------------------------------------------
 
@@ -74,14 +91,14 @@ class RasProtocol(DatagramProtocol):
         self.stats["received"] += 1
         if len(data) > MAX_DATAGRAM:
             self.stats["malformed"] += 1
-            self._trouble("oversized", "dropped an oversized RAS datagram ({size} bytes) from {source}",
+            self.trouble("oversized", "dropped an oversized RAS datagram ({size} bytes) from {source}",
                           size=len(data), source=ras.format_address(source))
             return
         try:
             pdu = ras.parse(data)
         except DecodeError as error:
             self.stats["malformed"] += 1
-            self._trouble("malformed", "dropped a malformed RAS datagram from {source}: {reason}",
+            self.trouble("malformed", "dropped a malformed RAS datagram from {source}: {reason}",
                           source=ras.format_address(source), reason=str(error))
             return
         now = self.clock.seconds()
@@ -90,14 +107,14 @@ class RasProtocol(DatagramProtocol):
         if cached is not None and cached[0] >= now and cached[3] in (None, data) \
                 and cached[4] > self._forgotten.get(source, (0, 0.0))[0]:
             self.stats["retransmissions"] += 1
-            self._write(cached[1], cached[2])
+            self._write(cached[1], cached[2], cached[2] == source)
             return
         try:
             reply = self.controller.handle(pdu, source, data, multicast)
         except Exception:
             self.stats["errors"] += 1
-            self.log.failure("failed to answer {kind} from {source}", kind=pdu.kind,
-                             source=ras.format_address(source))
+            self.trouble.failure("answer", "failed to answer {kind} from {source}", kind=pdu.kind,
+                                 source=ras.format_address(source))
             reply = self.controller.generic_reject(pdu)
         if reply is None:
             return
@@ -109,7 +126,7 @@ class RasProtocol(DatagramProtocol):
             encoded = self._encode(message)
             if encoded is None:
                 return
-        self._write(encoded, destination)
+        self._write(encoded, destination, destination == source)
         if pdu.kind == "unregistrationRequest":
             self._forget(source, now)
         self._remember(key, now, encoded, destination, data)
@@ -142,7 +159,7 @@ class RasProtocol(DatagramProtocol):
             return codec.encode_ras(message)
         except EncodeError:
             self.stats["errors"] += 1
-            self.log.failure("could not encode {kind}", kind=message[0])
+            self.trouble.failure("encode", "could not encode {kind}", kind=message[0])
             return None
 
     def send_message(self, message: tuple, address: Address,
@@ -160,16 +177,71 @@ class RasProtocol(DatagramProtocol):
         if answering is not None:
             self._remember(answering, self.clock.seconds(), encoded, address)
 
-    def _write(self, data: bytes, address: Address) -> None:
+    def _write(self, data: bytes, address: Address, from_socket: bool = False) -> None:
+        """Send ``data``; never raises.  ``from_socket``: ``address`` is the
+        source of a datagram just received, not one read from a message."""
         if self.transport is None:
             return
+        if not from_socket:
+            checked, problem = self.sendable(address)
+            if checked is None:
+                self.stats["unsendable"] += 1
+                self.trouble("unsendable", "not sending to {address}: {problem}",
+                             address=describe_address(address), problem=problem)
+                return
+            address = checked
         try:
             self.transport.write(data, address)
             self.stats["sent"] += 1
-        except OSError as error:
+        except Exception as error:  # OSError, InvalidAddressError, MessageLengthError, ...
             self.stats["send errors"] += 1
-            self._trouble("send", "could not send to {address}: {error}",
-                          address=ras.format_address(address), error=str(error))
+            self.trouble("send", "could not send to {address}: {error}",
+                         address=describe_address(address),
+                         error=f"{type(error).__name__}: {error}"[:200])
+
+    def _family(self) -> int:
+        family = getattr(self.transport, "addressFamily", None)
+        if family in (socket.AF_INET, socket.AF_INET6):
+            return family
+        host = self.transport.getHost() if self.transport is not None else None
+        return socket.AF_INET6 if isinstance(host, IPv6Address) else socket.AF_INET
+
+    def sendable(self, address: object) -> tuple[Address | None, str]:
+        """The address to hand the transport for ``address`` (one a peer may
+        have written anything into), or None and the reason it is refused: not
+        an (IP literal, port 1-65535) pair, not unicast (unspecified,
+        broadcast, multicast), or IPv6 on an IPv4 socket.  IPv4 on an IPv6
+        socket becomes its v4-mapped form."""
+        if not (isinstance(address, tuple) and len(address) == 2):
+            return None, "not an (ip, port) pair"
+        host, port = address
+        if type(port) is not int or not 0 < port <= 65535:
+            return None, "no usable port"
+        if not isinstance(host, str):
+            return None, "not an IP address"
+        try:
+            octets = socket.inet_pton(socket.AF_INET, host)
+            family = socket.AF_INET
+        except (OSError, ValueError):
+            try:
+                octets = socket.inet_pton(socket.AF_INET6, host)
+                family = socket.AF_INET6
+            except (OSError, ValueError):
+                return None, "not an IP address"
+        if family == socket.AF_INET6 and octets[:12] == _V4_MAPPED:
+            octets, family = octets[12:], socket.AF_INET
+            host = socket.inet_ntop(socket.AF_INET, octets)
+        if family == socket.AF_INET:
+            if octets in (b"\0\0\0\0", b"\xff\xff\xff\xff") or 224 <= octets[0] <= 239:
+                return None, "not a unicast address"
+        elif octets == bytes(16) or octets[0] == 0xFF:
+            return None, "not a unicast address"
+        ours = self._family()
+        if family == ours:
+            return (host, port), ""
+        if ours == socket.AF_INET6:
+            return ("::ffff:" + host, port), ""
+        return None, "an IPv6 address on an IPv4 socket"
 
     def local_address_for(self, source: Address) -> Address:
         """The address to announce as ours to ``source`` (the GCF's rasAddress)."""
@@ -210,13 +282,36 @@ class DiscoveryProtocol(DatagramProtocol):
         self.interface = interface
 
     def startProtocol(self) -> None:
+        # The socket is bound to every address (one bound to a unicast address
+        # never sees the group's datagrams); the interface is chosen here, by
+        # the address the group is joined on.  The join is asynchronous: it
+        # fails in its Deferred (MulticastJoinError), not here.
+        interface = self.interface or ""
         try:
-            self.transport.joinGroup(DISCOVERY_GROUP, self.interface or "")
-        except Exception as error:  # no multicast route: discovery by unicast still works
-            self.log.warn("could not join {group}: {error}", group=DISCOVERY_GROUP, error=str(error))
+            joined = self.transport.joinGroup(DISCOVERY_GROUP, interface)
+        except Exception as error:
+            self._not_joined(interface, error)
+            return
+        if joined is not None:
+            joined.addCallbacks(lambda _: self.log.info(
+                "discovery: joined {group} on {interface}", group=DISCOVERY_GROUP,
+                interface=interface or "the default interface"),
+                lambda failure: self._not_joined(interface, failure.value))
+
+    def _not_joined(self, interface: str, error: BaseException) -> None:
+        # No multicast route, or an address this host lacks: discovery by
+        # unicast GRQ to the RAS port still works.
+        args = getattr(error, "args", ())
+        reason = args[-1] if len(args) == 4 and isinstance(args[-1], str) else str(error)
+        self.log.warn("could not join {group} on {interface}: {reason}; GRQs multicast to the "
+                      "group are not seen (unicast GRQs to the RAS port still are)",
+                      group=DISCOVERY_GROUP, interface=interface or "the default interface",
+                      reason=reason or type(error).__name__)
 
     def datagramReceived(self, data: bytes, addr: tuple) -> None:
         try:
             self.ras_protocol.received(data, (addr[0], addr[1]), multicast=True)
         except Exception:
-            self.log.failure("failed to handle a discovery datagram")
+            self.ras_protocol.stats["errors"] += 1
+            self.ras_protocol.trouble.failure("discovery", "failed to handle a discovery datagram"
+                                              " from {source}", source=describe_address(addr))
