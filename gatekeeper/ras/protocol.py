@@ -92,14 +92,14 @@ class RasProtocol(DatagramProtocol):
         if len(data) > MAX_DATAGRAM:
             self.stats["malformed"] += 1
             self.trouble("oversized", "dropped an oversized RAS datagram ({size} bytes) from {source}",
-                          size=len(data), source=ras.format_address(source))
+                         size=len(data), source=ras.format_address(source))
             return
         try:
             pdu = ras.parse(data)
         except DecodeError as error:
             self.stats["malformed"] += 1
             self.trouble("malformed", "dropped a malformed RAS datagram from {source}: {reason}",
-                          source=ras.format_address(source), reason=str(error))
+                         source=ras.format_address(source), reason=str(error))
             return
         now = self.clock.seconds()
         key = (source, pdu.kind, pdu.seq)
