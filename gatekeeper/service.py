@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import signal
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Iterator
 
 from twisted.application import internet, service
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from gatekeeper import config as configuration
 from gatekeeper.config import Config, ConfigError, IniFile
+from gatekeeper.errors import GatekeeperError
 from gatekeeper.core.calls import CallTable
 from gatekeeper.core.registry import Endpoint, Registry
 from gatekeeper.core.routing import Router, build_router
@@ -34,6 +38,44 @@ class ListenSettings:
     discovery_port: int = DISCOVERY_PORT   # 0 turns multicast discovery off
     status_port: int = 7000          # 0 turns the status port off
     status_interface: str = "127.0.0.1"   # safer than GnuGk's every-interface default
+
+
+class ListenError(GatekeeperError):
+    """A socket the gatekeeper needs could not be opened at start.
+
+    The text is one line: protocol, address, port, what the socket is for and
+    why it failed (``cannot listen on UDP 127.0.0.1:1719 (RAS): address
+    already in use``).  It is kept short: a daemonizing twistd hands the first
+    100 bytes of it to the parent process, which prints them; the log line
+    has it whole, with the options and keys that set the port.
+    """
+
+
+#: The listening children of the service: name -> (protocol, what for, the
+#: options and keys that set the port).
+_LISTENERS = {
+    "ras": ("UDP", "RAS", "--ras-port, [Gatekeeper::Main] UnicastRasPort"),
+    "discovery": ("UDP", "multicast discovery",
+                  "--discovery-port, [Gatekeeper::Main] MulticastPort"),
+    "status": ("TCP", "status port", "--status-port, [Gatekeeper::Main] StatusPort"),
+    "manhole": ("TCP", "manhole", "[Manhole] Port"),
+}
+
+_REASONS = {
+    errno.EADDRINUSE: "address already in use",
+    errno.EADDRNOTAVAIL: "this host has no such address",
+    errno.EACCES: "permission denied",
+}
+
+#: The options and keys that set the address, for an address the host lacks.
+_ADDRESS_HINT = "--interface, [Gatekeeper::Main] Home"
+
+
+def _reason(error: BaseException) -> str:
+    number = getattr(error, "errno", None)
+    if number in _REASONS:
+        return _REASONS[number]
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
 
 
 class GatekeeperService(service.MultiService):
@@ -241,6 +283,42 @@ class GatekeeperService(service.MultiService):
             signal.signal(signal.SIGTERM, self._stop_signal)
             signal.signal(signal.SIGINT, self._stop_signal)
 
+    # -- listening ---------------------------------------------------------
+    # twistd opens the ports in privilegedStartService (the manhole in
+    # startService), both before the reactor runs.  A port that cannot be
+    # opened becomes one ListenError, logged as one line; twistd removes its
+    # pid file, tells a daemon's parent, and the exception ends the program
+    # with status 1 (tap.makeService keeps Python from printing its traceback).
+
+    @contextmanager
+    def _opening(self, child: service.IService) -> Iterator[None]:
+        try:
+            yield
+        except CannotListenError as error:
+            protocol, purpose, port_hint = _LISTENERS.get(
+                child.name, ("TCP/UDP", child.name or "a listener", ""))
+            number = getattr(error.socketError, "errno", None)
+            hint = _ADDRESS_HINT if (number == errno.EADDRNOTAVAIL and child.name in (
+                "ras", "discovery")) else port_hint
+            failure = ListenError(
+                f"cannot listen on {protocol} {error.interface or '*'}:{error.port} "
+                f"({purpose}): {_reason(error.socketError)}")
+            self.log.critical("{failure}{hint}", failure=str(failure),
+                              hint=f" (set by {hint})" if hint else "")
+            raise failure from None
+
+    def privilegedStartService(self) -> None:
+        service.Service.privilegedStartService(self)
+        for child in self:
+            with self._opening(child):
+                child.privilegedStartService()
+
+    def _start_children(self) -> None:
+        service.Service.startService(self)
+        for child in self:
+            with self._opening(child):
+                child.startService()
+
     def startService(self) -> None:
         if self.reload_on_sighup:
             # After the reactor's own handlers (installed during startup).
@@ -249,7 +327,7 @@ class GatekeeperService(service.MultiService):
         for warning in self.config.warnings:
             self.log.warn("{warning}", warning=warning)
         self.add_permanent_endpoints()
-        super().startService()
+        self._start_children()
         self.controller.start()
         self.log.info("gatekeeper {name} serving RAS on {interface}:{port}",
                       name=self.settings.gatekeeper_id, interface=self.listen.interface or "*",

@@ -2,16 +2,26 @@
 
 Options mirror GnuGk's command line where they make sense; a value given on
 the command line wins over the configuration file.  A bad configuration is
-refused here, before anything listens, naming file, section, key and value.
+refused here, before anything listens, naming file, section, key and value,
+in one line on standard error (not after twistd's usage text: the options
+were right, the file was not).  A port that cannot be opened is one log line
+too (:class:`~gatekeeper.service.ListenError`); neither prints a traceback.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import sys
+from importlib import metadata
+from types import TracebackType
+
+import twisted
 from twisted.python import usage
 
+import gatekeeper
 from gatekeeper import config as configuration
 from gatekeeper.ras.controller import RasSettings
-from gatekeeper.service import GatekeeperService, ListenSettings
+from gatekeeper.service import GatekeeperService, ListenError, ListenSettings
 
 
 def _port(text: str) -> int:
@@ -19,6 +29,22 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise ValueError(f"port out of range: {text}")
     return value
+
+
+class ConfigRefused(SystemExit):
+    """The configuration cannot be used: the program stops before it starts,
+    with status 1 and this one line on standard error."""
+
+    def __init__(self, error: configuration.ConfigError) -> None:
+        super().__init__(f"gatekeeper: {error}")
+
+
+def version() -> str:
+    """The installed distribution's version (setup.cfg), else the package's own."""
+    try:
+        return metadata.version("gatekeeper")
+    except metadata.PackageNotFoundError:   # run from a checkout never installed
+        return gatekeeper.__version__
 
 
 class Options(usage.Options):
@@ -35,7 +61,11 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "GnuGk-style configuration file."],
         ["name", "n", None, "Gatekeeper identifier ([Gatekeeper::Main] Name)."],
-        ["interface", "i", None, "Address to listen on (default: every interface)."],
+        ["interface", "i", None,
+         "IP address RAS listens on (default: every address); multicast discovery "
+         "joins 224.0.1.41 on the interface that has it (its socket stays bound to "
+         "every address: one bound to a unicast address never receives the group's "
+         "datagrams). The status port listens on 127.0.0.1 whatever this says."],
         ["ras-port", None, None, "UDP port for RAS (default 1719).", _port],
         ["discovery-port", None, None,
          "UDP port for multicast discovery on 224.0.1.41 (default 1718; 0: off).", _port],
@@ -44,6 +74,11 @@ class Options(usage.Options):
         ["ttl", None, None, "Registration time to live in seconds (0: off).", int],
         ["bandwidth", None, None, "Total bandwidth in units of 100 bit/s (0: unlimited).", int],
     ]
+
+    def opt_version(self) -> None:
+        """Display the gatekeeper's and Twisted's versions and exit."""
+        sys.stdout.write(f"gatekeeper {version()}\nTwisted {twisted.__version__}\n")
+        sys.exit(0)
 
     def load_config(self) -> configuration.Config:
         """The configuration file (or the embedded defaults), with --manhole."""
@@ -57,10 +92,17 @@ class Options(usage.Options):
             raise usage.UsageError(
                 "--routed: gatekeeper-routed call signalling is not implemented yet; "
                 "run in direct mode (the default, --direct)")
+        interface = self["interface"]
+        if interface is not None:
+            try:
+                ipaddress.ip_address(interface)
+            except ValueError:
+                raise usage.UsageError(
+                    f"--interface {interface!r}: not an IP address") from None
         try:
             self.config = self.load_config()
         except configuration.ConfigError as error:
-            raise usage.UsageError(str(error)) from None
+            raise ConfigRefused(error) from None
         name = self["name"]
         if name is not None and not 1 <= len(name) <= 128:
             raise usage.UsageError("--name must be 1 to 128 characters")
@@ -100,9 +142,27 @@ def make_settings(options: Options,
     return settings, listen
 
 
+def _quiet_about(previous):
+    """A ``sys.excepthook`` that prints nothing for a ListenError (the service
+    logged it as one line already) and hands everything else to ``previous``."""
+
+    def hook(kind: type[BaseException], value: BaseException,
+             traceback: TracebackType | None) -> None:
+        if isinstance(value, ListenError):
+            return
+        previous(kind, value, traceback)
+
+    hook.quiet_about_listen_errors = True
+    return hook
+
+
 def makeService(options: Options) -> GatekeeperService:
     from twisted.internet import reactor  # the one place the global reactor is used
 
+    # twistd lets an exception from starting the services end the program
+    # (after removing its pid file); Python would print its traceback.
+    if not getattr(sys.excepthook, "quiet_about_listen_errors", False):
+        sys.excepthook = _quiet_about(sys.excepthook)
     settings, listen = make_settings(options)
     service = GatekeeperService(settings, listen, reactor, options.config)
     if options["config"]:

@@ -99,7 +99,7 @@ def test_postoptions_refuses_a_bad_file_before_anything_listens(tmp_path):
     bad = tmp_path / "bad.ini"
     bad.write_text("[Gatekeeper::Main]\nTimeToLive=soon\n")
     options = tap.Options()
-    with pytest.raises(usage.UsageError, match=r"bad.ini: \[Gatekeeper::Main\] TimeToLive=soon"):
+    with pytest.raises(tap.ConfigRefused, match=r"bad.ini: \[Gatekeeper::Main\] TimeToLive=soon"):
         options.parseOptions(["--config", str(bad)])
 
 
@@ -211,7 +211,7 @@ def test_debug_set_edits_the_running_configuration_and_refuses_bad_values():
 
 def test_manhole_option_needs_credentials_and_takes_them_from_the_file(tmp_path):
     options = tap.Options()
-    with pytest.raises(usage.UsageError, match=r"\[Manhole\] Enable=1 \(--manhole\): the manhole "
+    with pytest.raises(tap.ConfigRefused, match=r"\[Manhole\] Enable=1 \(--manhole\): the manhole "
                                                "has no built-in credentials"):
         options.parseOptions(["--manhole"])
     from cryptography.hazmat.primitives.asymmetric import ed25519

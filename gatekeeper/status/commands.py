@@ -1,9 +1,14 @@
 """Status-port commands: one function each, and the table of names and aliases.
 
 Names are case-insensitive; a unique prefix of a name or alias is accepted
-and an ambiguous one is an unknown command, as in GnuGk.  Arguments keep
-their case and are split on spaces and tabs.  Output formats follow the
-status-port document (the contract) and, where it is silent, GnuGk 5.15.
+and an ambiguous one is an unknown command, as in GnuGk.  Unlike GnuGk, the
+commands that stop the gatekeeper or clear every registration or call
+(Shutdown, UnregisterAllEndpoints, ClearCalls) run only when their name or
+their GnuGk alias (``uae``, ``cc``) is typed in full: in GnuGk ``sh`` stops
+the gatekeeper.  Arguments keep their case and are split on spaces and tabs.
+Output formats follow the status-port document (the contract) and, where it
+is silent, GnuGk 5.15.  ``help COMMAND`` (GnuGk ignores the argument) prints
+that command's names and arguments in GnuGk's notation and what it does.
 
 The table holds exactly the names and aliases GnuGk 5.15 lists for
 ``help``; commands for features this gatekeeper does not have answer with a
@@ -38,15 +43,25 @@ class Command:
     aliases: tuple[str, ...]
     run: Run
     summary: str
+    #: The arguments, as ``help COMMAND`` shows them after the names.
+    usage: str = ""
+    #: Runs only when a name or alias is typed in full, never from a prefix.
+    in_full: bool = False
+
+    def usage_line(self) -> str:
+        """``Name|alias|... ARGUMENTS``, GnuGk's notation for a usage."""
+        names = "|".join((self.name, *self.aliases))
+        return f"{names} {self.usage}" if self.usage else names
 
 
 TABLE: dict[str, Command] = {}       # every lower-case name and alias -> command
 COMMANDS: list[Command] = []
 
 
-def command(name: str, *aliases: str, summary: str = "") -> Callable[[Run], Run]:
+def command(name: str, *aliases: str, summary: str = "", usage: str = "",
+            in_full: bool = False) -> Callable[[Run], Run]:
     def register(run: Run) -> Run:
-        entry = Command(name, aliases, run, summary)
+        entry = Command(name, aliases, run, summary, usage, in_full)
         COMMANDS.append(entry)
         for key in (name, *aliases):
             TABLE[key.lower()] = entry
@@ -54,20 +69,43 @@ def command(name: str, *aliases: str, summary: str = "") -> Callable[[Run], Run]
     return register
 
 
+def _expand(word: str) -> tuple[Command | None, bool]:
+    """(the command, typed in full?): the exact name or alias, else the one
+    name or alias that starts with ``word``."""
+    key = word.lower()
+    if key in TABLE:
+        return TABLE[key], True
+    matches = [k for k in TABLE if k.startswith(key)]
+    if len(matches) == 1:
+        return TABLE[matches[0]], False
+    return None, False
+
+
 def lookup(word: str) -> Command | None:
     """Exact name or alias, else the one name or alias that starts with it.
 
     As in GnuGk, a prefix of two names is ambiguous even when both belong to
     the same command (``maint`` matches ``maintenance`` and
-    ``maintenancemode``), and an ambiguous prefix is an unknown command.
+    ``maintenancemode``), and an ambiguous prefix is an unknown command.  The
+    prefix of a command that must be typed in full (``sh``, ``clear``) is one
+    too; the prefixes that were ambiguous stay so.
     """
-    key = word.lower()
-    if key in TABLE:
-        return TABLE[key]
-    matches = [k for k in TABLE if k.startswith(key)]
-    if len(matches) == 1:
-        return TABLE[matches[0]]
-    return None
+    entry, in_full = _expand(word)
+    if entry is None or (entry.in_full and not in_full):
+        return None
+    return entry
+
+
+def unknown(session: "StatusSession", word: str, line: str) -> None:
+    """GnuGk's answer to a line that names no command (it repeats the whole
+    line, arguments and spaces included); for a prefix of a command that
+    runs only in full, which one."""
+    entry, _ = _expand(word) if word else (None, False)
+    if entry is not None and entry.in_full:
+        session.send_line(f"Error: Unknown command '{line}' ({entry.name} must be typed "
+                          "in full)")
+    else:
+        session.send_line(f"Error: Unknown command '{line}'")
 
 
 def run(factory: "StatusFactory", session: "StatusSession", line: str) -> None:
@@ -77,8 +115,7 @@ def run(factory: "StatusFactory", session: "StatusSession", line: str) -> None:
     words = line.replace("\t", " ").split()
     entry = lookup(words[0]) if words else None
     if entry is None:
-        # GnuGk repeats the whole line, arguments and spaces included
-        session.send_line(f"Error: Unknown command '{line}'")
+        unknown(session, words[0] if words else "", line)
         return
     session.command_line = line   # Yell repeats it
     entry.run(factory, session, words[1:])
@@ -143,10 +180,22 @@ def find_endpoint(factory: "StatusFactory", text: str):
 # ---------------------------------------------------------------------------
 
 
-@command("Help", "h", summary="list the commands")
+@command("Help", "h", usage="[COMMAND]", summary="list the commands, or how to use one")
 def help_(factory, session, args):
-    # GnuGk prints its table's keys in byte order, one a line
-    session.send_lines(["Commands:", *sorted(TABLE), ";"])
+    if not args:
+        # GnuGk prints its table's keys in byte order, one a line
+        session.send_lines(["Commands:", *sorted(TABLE), ";"])
+        return
+    # GnuGk ignores the argument; here it gets that command's usage
+    if len(args) > 1:
+        session.send_line("Syntax Error: Help [COMMAND]")
+        return
+    entry = lookup(args[0])
+    if entry is None:
+        unknown(session, args[0], args[0])
+        return
+    summary = entry.summary + (" (type the name in full)" if entry.in_full else "")
+    session.send_lines([entry.usage_line(), f"  {summary}", ";"])
 
 
 @command("Version", "v", summary="version and system information")
@@ -257,12 +306,14 @@ def _call_lines(call, now: float, verbose: bool) -> list[str]:
     return lines
 
 
-@command("Find", "f", summary="find an endpoint by alias or prefix")
+@command("Find", "f", usage="ALIAS",
+         summary="find an endpoint by alias or prefix")
 def find(factory, session, args):
     _find(factory, session, args, verbose=False)
 
 
-@command("FindVerbose", "fv", summary="find an endpoint by alias or prefix, with details")
+@command("FindVerbose", "fv", usage="ALIAS",
+         summary="find an endpoint by alias or prefix, with details")
 def find_verbose(factory, session, args):
     _find(factory, session, args, verbose=True)
 
@@ -282,7 +333,8 @@ def _find(factory, session, args, verbose: bool) -> None:
     session.send_lines(lines)
 
 
-@command("Trace", summary="set this session's output trace level: 0|1|2|min|max")
+@command("Trace", usage="[0|1|2|min|max]",
+         summary="set this session's output trace level: 0|1|2|min|max")
 def trace(factory, session, args):
     if args:
         word = args[0].lower()
@@ -307,7 +359,8 @@ def who(factory, session, args):
     session.send_lines(lines)
 
 
-@command("Yell", summary="send a message to every session")
+@command("Yell", usage="MESSAGE",
+         summary="send a message to every session")
 def yell(factory, session, args):
     host = session.transport.getHost()
     # GnuGk repeats the whole command line, as typed, after the sender's user name
@@ -354,19 +407,21 @@ def _unregister(factory, session, args, usage: str, find, not_found: str) -> Non
     factory.broadcast(f"SoftPBX: Endpoint {args[0]} unregistered!")
 
 
-@command("UnregisterIP", "uip", summary="unregister the endpoint at IP[:Port]")
+@command("UnregisterIP", "uip", usage="IP[:PORT]",
+         summary="unregister the endpoint at IP[:Port]")
 def unregister_ip(factory, session, args):
     _unregister(factory, session, args, "UnregisterIp IP_ADDRESS",
                 lambda text: _endpoint_at(factory, text), "IP {} not found!")
 
 
-@command("UnregisterAlias", "ua", summary="unregister the endpoint with this alias")
+@command("UnregisterAlias", "ua", usage="ALIAS",
+         summary="unregister the endpoint with this alias")
 def unregister_alias(factory, session, args):
     _unregister(factory, session, args, "UnregisterAlias ALIAS",
                 factory.gatekeeper.registry.find_alias, "Alias {} not found!")
 
 
-@command("UnregisterAllEndpoints", "uae", summary="unregister every endpoint")
+@command("UnregisterAllEndpoints", "uae", in_full=True, summary="unregister every endpoint")
 def unregister_all(factory, session, args):
     controller = factory.gatekeeper.controller
     for endpoint in list(factory.gatekeeper.registry):
@@ -375,7 +430,8 @@ def unregister_all(factory, session, args):
     session.send_lines(["Done", ";"])
 
 
-@command("DisconnectCall", "dc", summary="disconnect calls by number")
+@command("DisconnectCall", "dc", usage="CALL_NUMBER [CALL_NUMBER...]",
+         summary="disconnect calls by number")
 def disconnect_call(factory, session, args):
     if not args:
         session.send_line("Syntax Error: DisconnectCall CALL_NUMBER [CALL_NUMBER...]")
@@ -403,7 +459,8 @@ def _disconnect_endpoint(factory, endpoint) -> bool:
     return True
 
 
-@command("DisconnectIP", "dip", summary="disconnect the calls of the endpoint at IP[:Port]")
+@command("DisconnectIP", "dip", usage="IP[:PORT]",
+         summary="disconnect the calls of the endpoint at IP[:Port]")
 def disconnect_ip(factory, session, args):
     if len(args) != 1:
         session.send_line("Syntax Error: DisconnectIp IP_ADDRESS")
@@ -412,7 +469,8 @@ def disconnect_ip(factory, session, args):
     _disconnect_endpoint(factory, _endpoint_at(factory, args[0]))
 
 
-@command("DisconnectAlias", "dca", summary="disconnect the calls of the endpoint with this alias")
+@command("DisconnectAlias", "dca", usage="ALIAS",
+         summary="disconnect the calls of the endpoint with this alias")
 def disconnect_alias(factory, session, args):
     if len(args) != 1:
         session.send_line("Syntax Error: DisconnectAlias ALIAS")
@@ -420,7 +478,8 @@ def disconnect_alias(factory, session, args):
     _disconnect_endpoint(factory, factory.gatekeeper.registry.find_alias(args[0]))
 
 
-@command("DisconnectEndpoint", "de", summary="disconnect the calls of an endpoint by its identifier")
+@command("DisconnectEndpoint", "de", usage="ENDPOINT_IDENTIFIER",
+         summary="disconnect the calls of an endpoint by its identifier")
 def disconnect_endpoint(factory, session, args):
     if len(args) != 1:
         session.send_line("Syntax Error: DisconnectEndpoint ENDPOINT_IDENTIFIER")
@@ -428,7 +487,8 @@ def disconnect_endpoint(factory, session, args):
     _disconnect_endpoint(factory, factory.gatekeeper.registry.get(args[0]))
 
 
-@command("DisconnectCallId", "dcid", summary="disconnect a call by its call identifier")
+@command("DisconnectCallId", "dcid", usage="CALL_ID",
+         summary="disconnect a call by its call identifier")
 def disconnect_call_id(factory, session, args):
     if not args:
         session.send_line("Syntax Error: DisconnectCallId CALL_ID")
@@ -452,7 +512,7 @@ def _call_by_id(factory, text: str):
     return factory.gatekeeper.calls.find_call_id(call_id)
 
 
-@command("ClearCalls", "cc", summary="disconnect every call")
+@command("ClearCalls", "cc", in_full=True, summary="disconnect every call")
 def clear_calls(factory, session, args):
     for call in list(factory.gatekeeper.calls):
         factory.gatekeeper.controller.disconnect(call, "forcedDrop")
@@ -484,20 +544,24 @@ def _route_answer(factory, session, args, kind: str, usage: str, minimum: int,
         session.send_line(reply)
 
 
-@command("RouteToAlias", "rta", summary="route a call waiting in a virtual queue to an alias")
+@command("RouteToAlias", "rta", usage="TARGET_ALIAS CALLING_ENDPOINT_ID CRV " + _ROUTE_TAIL,
+         summary="route a call waiting in a virtual queue to an alias")
 def route_to_alias(factory, session, args):
     _route_answer(factory, session, args, "alias",
                   f"RouteToAlias TARGET_ALIAS CALLING_ENDPOINT_ID CRV {_ROUTE_TAIL}", 3, 7)
 
 
-@command("RouteToGateway", "rtg", summary="route a waiting call to a gateway's address")
+@command("RouteToGateway", "rtg",
+         usage="TARGET_ALIAS TARGET_IP CALLING_ENDPOINT_ID CRV " + _ROUTE_TAIL,
+         summary="route a waiting call to a gateway's address")
 def route_to_gateway(factory, session, args):
     _route_answer(factory, session, args, "gateway",
                   f"RouteToGateway TARGET_ALIAS TARGET_IP CALLING_ENDPOINT_ID CRV {_ROUTE_TAIL}",
                   4, 8)
 
 
-@command("RouteReject", "rr", summary="reject a call waiting in a virtual queue")
+@command("RouteReject", "rr", usage="CALLING_ENDPOINT_ID CRV [CALLID [REASON]]",
+         summary="reject a call waiting in a virtual queue")
 def route_reject(factory, session, args):
     _route_answer(factory, session, args, "reject",
                   "RouteReject CALLING_ENDPOINT_ID CRV [CALLID [REASON]]", 2, 4)
@@ -508,7 +572,9 @@ def unsupported(session, name: str) -> None:
     session.send_line(f"Error: {name} is not supported by this gatekeeper")
 
 
-@command("BindAndRouteToGateway", "brtg", summary="route a waiting call from a chosen local IP")
+@command("BindAndRouteToGateway", "brtg",
+         usage="BIND_IP TARGET_ALIAS TARGET_IP CALLING_ENDPOINT_ID CRV " + _ROUTE_TAIL,
+         summary="route a waiting call from a chosen local IP")
 def bind_and_route_to_gateway(factory, session, args):
     if not 5 <= len(args) <= 9:
         session.send_line("Syntax Error: BindAndRouteToGateway BIND_IP TARGET_ALIAS TARGET_IP "
@@ -517,7 +583,9 @@ def bind_and_route_to_gateway(factory, session, args):
     unsupported(session, "BindAndRouteToGateway")
 
 
-@command("RouteToInternalGateway", "rtig", summary="route a waiting call to an internal gateway")
+@command("RouteToInternalGateway", "rtig",
+         usage="TARGET_ALIAS TARGET_IP CALLING_ENDPOINT_ID CRV " + _ROUTE_TAIL,
+         summary="route a waiting call to an internal gateway")
 def route_to_internal_gateway(factory, session, args):
     if not 4 <= len(args) <= 8:
         session.send_line("Syntax Error: RouteToInternalGateway TARGET_ALIAS TARGET_IP "
@@ -526,7 +594,8 @@ def route_to_internal_gateway(factory, session, args):
     unsupported(session, "RouteToInternalGateway")
 
 
-@command("SendProceeding", summary="send CallProceeding to a waiting unregistered caller")
+@command("SendProceeding", usage="CALLID",
+         summary="send CallProceeding to a waiting unregistered caller")
 def send_proceeding(factory, session, args):
     if len(args) != 1:
         session.send_line("Syntax Error: SendProceeding CALLID")
@@ -534,7 +603,9 @@ def send_proceeding(factory, session, args):
     unsupported(session, "SendProceeding")
 
 
-@command("TransferCall", "tc", summary="transfer an established call (needs routed mode)")
+@command("TransferCall", "tc",
+         usage="SOURCE DESTINATION, or CALLID CALLER|CALLED DESTINATION [TRANSFER-METHOD]",
+         summary="transfer an established call (needs routed mode)")
 def transfer_call(factory, session, args):
     if not 2 <= len(args) <= 4:
         session.send_line("Syntax Error: TransferCall SOURCE DESTINATION or TransferCall CALLID "
@@ -544,7 +615,8 @@ def transfer_call(factory, session, args):
                       "which this gatekeeper does not carry yet")
 
 
-@command("RerouteCall", "rrc", summary="reroute an established call (needs routed mode)")
+@command("RerouteCall", "rrc", usage="CALLID CALLER|CALLED DESTINATION",
+         summary="reroute an established call (needs routed mode)")
 def reroute_call(factory, session, args):
     if len(args) != 3:
         session.send_line("Syntax Error: RerouteCall CALLID CALLER|CALLED DESTINATION")
@@ -552,7 +624,8 @@ def reroute_call(factory, session, args):
     unsupported(session, "RerouteCall")
 
 
-@command("MakeCall", "mc", summary="make a call from one alias to another")
+@command("MakeCall", "mc", usage="SOURCE DESTINATION [TRANSFER-METHOD]",
+         summary="make a call from one alias to another")
 def make_call(factory, session, args):
     if not 2 <= len(args) <= 3:
         session.send_line("Syntax Error: MakeCall SOURCE DESTINATION [TRANSFER-METHOD]")
@@ -563,7 +636,8 @@ def make_call(factory, session, args):
 # -- one call in detail ----------------------------------------------------------
 
 
-@command("PrintCallInfo", "pci", summary="everything known about one call, by call identifier")
+@command("PrintCallInfo", "pci", usage="CALL-ID",
+         summary="everything known about one call, by call identifier")
 def print_call_info(factory, session, args):
     if not args:
         session.send_line("Syntax Error: PrintCallInfo|pci CALL-ID")
@@ -644,7 +718,9 @@ _DEBUG_HELP = [
 ]
 
 
-@command("Debug", summary="debugging: trc, cfg, set, remove, printrm")
+@command("Debug",
+         usage="trc [+|-|n], cfg [SEC [PAR]], set SEC PAR VAL, remove SEC [PAR], printrm [VERBOSE]",
+         summary="debugging: trc, cfg, set, remove, printrm")
 def debug(factory, session, args):
     if not args:
         session.send_lines(_DEBUG_HELP)
@@ -807,27 +883,32 @@ def _print_filters(session, patterns: list[str]) -> None:
     session.send_lines(["Filter List:", *(f"{n}) {p}" for n, p in enumerate(patterns)), ";"])
 
 
-@command("AddIncludeFilter", summary="add a regular expression to the include list")
+@command("AddIncludeFilter", usage="REGEX",
+         summary="add a regular expression to the include list")
 def add_include_filter(factory, session, args):
     _add_filter(factory, session, args, "Include")
 
 
-@command("AddExcludeFilter", summary="add a regular expression to the exclude list")
+@command("AddExcludeFilter", usage="REGEX",
+         summary="add a regular expression to the exclude list")
 def add_exclude_filter(factory, session, args):
     _add_filter(factory, session, args, "Exclude")
 
 
-@command("RemoveIncludeFilter", summary="remove an include filter by its index")
+@command("RemoveIncludeFilter", usage="FILTER_INDEX",
+         summary="remove an include filter by its index")
 def remove_include_filter(factory, session, args):
     _remove_filter(factory, session, args, "Include")
 
 
-@command("RemoveExcludeFilter", summary="remove an exclude filter by its index")
+@command("RemoveExcludeFilter", usage="FILTER_INDEX",
+         summary="remove an exclude filter by its index")
 def remove_exclude_filter(factory, session, args):
     _remove_filter(factory, session, args, "Exclude")
 
 
-@command("Filter", summary="turn this session's event filtering on (1) or off (0)")
+@command("Filter", usage="[0|1]",
+         summary="turn this session's event filtering on (1) or off (0)")
 def filter_(factory, session, args):
     filters = _filters(factory, session)
     if args:
@@ -867,7 +948,8 @@ def print_current_calls_ports(factory, session, args):
                         "are configured in [PortNotifications]", ";"])
 
 
-@command("PrintPrefixCapacities", "printpc", summary="list prefix capacities (none)")
+@command("PrintPrefixCapacities", "printpc", usage="[ALIAS]",
+         summary="list prefix capacities (none)")
 def print_prefix_capacities(factory, session, args):
     if len(args) > 1:
         session.send_line("Syntax Error: PrintPrefixCapacities [ALIAS]")
@@ -902,7 +984,8 @@ def print_all_config_switches(factory, session, args):
     unsupported(session, "PrintAllConfigSwitches")
 
 
-@command("GetAuthInfo", "gai", summary="information from an authentication module")
+@command("GetAuthInfo", "gai", usage="AUTH_MODULE_NAME",
+         summary="information from an authentication module")
 def get_auth_info(factory, session, args):
     if len(args) != 1:
         session.send_line("Syntax Error: GetAuthInfo|gai AUTH_MODULE_NAME")
@@ -910,7 +993,8 @@ def get_auth_info(factory, session, args):
     session.send_line(f"Error: no authentication module {args[0]}")
 
 
-@command("GetAcctInfo", "gci", summary="information from an accounting module")
+@command("GetAcctInfo", "gci", usage="ACCT_MODULE_NAME",
+         summary="information from an accounting module")
 def get_acct_info(factory, session, args):
     if len(args) != 1:
         session.send_line("Syntax Error: GetAcctInfo|gci ACCT_MODULE_NAME")
@@ -928,7 +1012,8 @@ def get_server_id(factory, session, args):
     unsupported(session, "GetServerId")
 
 
-@command("MaintenanceMode", "maintenance", summary="maintenance mode (not supported)")
+@command("MaintenanceMode", "maintenance", usage="[off]",
+         summary="maintenance mode (not supported)")
 def maintenance_mode(factory, session, args):
     unsupported(session, "MaintenanceMode")
 
@@ -938,7 +1023,8 @@ def rotate_log(factory, session, args):
     unsupported(session, "RotateLog")
 
 
-@command("SetLog", summary="log to another file (not supported)")
+@command("SetLog", usage="LOGFILEPATH",
+         summary="log to another file (not supported)")
 def set_log(factory, session, args):
     if len(args) != 1:
         session.send_line("Syntax Error: setlog <logfilepath>")
@@ -957,7 +1043,8 @@ def reload(factory, session, args):
     factory.gatekeeper.reload("command")
 
 
-@command("Shutdown", summary="stop the gatekeeper (if [GkStatus::Auth] Shutdown allows)")
+@command("Shutdown", in_full=True,
+         summary="stop the gatekeeper (if [GkStatus::Auth] Shutdown allows)")
 def shutdown(factory, session, args):
     if not factory.auth.shutdown_allowed:
         session.send_line("Shutdown not allowed!")   # GnuGk's words
@@ -969,7 +1056,8 @@ def shutdown(factory, session, args):
     factory.log.info("shutdown requested by status client {peer}", peer=session.peer)
 
 
-@command("DisconnectSession", "ds", summary="close another status session by its number")
+@command("DisconnectSession", "ds", usage="SESSION_ID",
+         summary="close another status session by its number")
 def disconnect_session(factory, session, args):
     if len(args) != 1 or not args[0].isdigit():
         session.send_line("Syntax Error: DisconnectSession SESSION_ID")

@@ -37,6 +37,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from gatekeeper.events import EndpointRegistered
+from gatekeeper.ratelimit import RateLimitedLog
 from gatekeeper.status import telnet
 from gatekeeper.status.auth import AuthRules, Verdict
 from gatekeeper.status.formats import format_event
@@ -112,6 +113,7 @@ class StatusSession(Protocol):
         self.number = self.factory.next_number()
         self.write_raw(telnet.GREETING)
         if len(self.factory.sessions) > self.factory.max_clients:
+            self.factory.refused(self)
             self.forbid()
             return
         verdict = self.factory.auth.decide(peer.host)
@@ -141,8 +143,13 @@ class StatusSession(Protocol):
         self.factory.banner(self)
 
     def _login_timed_out(self) -> None:
+        # Only time counts: the timer is never pushed back by input, so a
+        # client that keeps sending partial lines or telnet negotiation
+        # without logging in is dropped all the same.
         if not self.logged_in and not self._closing:
-            self.log.info("status client {peer} did not log in in time", peer=self.peer)
+            self.factory.trouble("login timeout", "status client {peer} did not log in "
+                                 "within {seconds} s", peer=self.peer,
+                                 seconds=self.factory.auth.login_timeout)
             self.forbid()
 
     def _login_line(self, text: str) -> None:
@@ -364,11 +371,20 @@ class StatusFactory(ServerFactory):
         self._pending: list[tuple[int, str, bool]] = []
         self._flush_call: Any = None
         self._top_level: int | None = None   # highest level of a logged-in session
+        #: Log lines a client can cause (connecting, not logging in) go
+        #: through here, at a bounded rate.
+        self.trouble = RateLimitedLog(self.log, clock)
         from gatekeeper.status import commands  # the table refers back to sessions
         self.commands = commands
 
     def buildProtocol(self, addr: Any) -> StatusSession:
         return StatusSession(self)
+
+    def refused(self, session: StatusSession) -> None:
+        """``MaxStatusClients`` turns ``session`` away: say so, with the count."""
+        self.trouble("max clients", "status client {peer} refused: {count} clients connected "
+                     "already, MaxStatusClients={limit}", peer=session.peer,
+                     count=len(self.sessions) - 1, limit=self.max_clients)
 
     def next_number(self) -> int:
         self._number += 1
