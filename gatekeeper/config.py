@@ -28,6 +28,7 @@ from gatekeeper.core.vqueue import VirtualQueueSettings, parse_virtual_queues
 from gatekeeper.h225 import ras
 from gatekeeper.manhole import ManholeSettings, parse_manhole
 from gatekeeper.ras.policy import RasPolicy, parse_lrq_features, parse_reply_to_ras_address
+from gatekeeper.signalling.settings import RoutedModeSettings, parse_routed_mode
 from gatekeeper.h225.ras import Address, Alias
 from gatekeeper.status.auth import AuthRules
 from gatekeeper.status.filtering import FilterSettings, parse_filtering
@@ -81,7 +82,7 @@ class Config:
     manhole: ManholeSettings = field(default_factory=ManholeSettings)   # off by default
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     rewrite_e164: tuple[RewriteRule, ...] = ()
-    call_signal_port: int = 1720         # [RoutedMode] CallSignalPort (for routed mode)
+    routed_mode: RoutedModeSettings = field(default_factory=RoutedModeSettings)
     virtual_queues: VirtualQueueSettings = field(default_factory=VirtualQueueSettings)
     #: [RasSrv::LRQFeatures] AcceptNonNeighborLRQ, [RasSrv::RRQFeatures]
     #: OverwriteEPOnSameAddress and [ReplyToRasAddress], for the RAS controller.
@@ -221,19 +222,8 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
     manhole, more = parse_manhole(ini, enable_manhole)
     warnings += more
 
-    section = "RoutedMode"
-    call_signal_port = 1720
-    for key, value in ini.items(section):
-        lowered = key.lower()
-        if lowered in ("gkrouted", "h245routed"):
-            if as_bool(path, section, key, value):
-                warnings.append(f"{path}: [{section}] {key}={value}: gatekeeper-routed "
-                                "signalling is not implemented yet; calls are admitted in "
-                                "direct mode")
-        elif lowered == "callsignalport":
-            call_signal_port = as_int(path, section, key, value, 0, 65535)
-        else:
-            warnings.append(unknown_key(path, section, key))
+    routed_mode, more = parse_routed_mode(ini)
+    warnings += more
 
     routing, more = parse_routing(ini)
     warnings += more
@@ -251,7 +241,7 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
                   require_discovery=require_discovery, warnings=tuple(warnings),
                   status_auth=status_auth, status_filtering=status_filtering, acct=acct, manhole=manhole,
                   routing=routing,
-                  rewrite_e164=parse_rewrite(ini), call_signal_port=call_signal_port,
+                  rewrite_e164=parse_rewrite(ini), routed_mode=routed_mode,
                   virtual_queues=virtual_queues, ras_policy=ras_policy, ini=ini)
 
 

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 
 from twisted.application import internet, service
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from twisted.logger import Logger
 
 from gatekeeper import config as configuration
@@ -27,6 +27,8 @@ from gatekeeper.ras.controller import RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
 from gatekeeper.status.filtering import StatusFilters
 from gatekeeper.status.protocol import StatusFactory
+from gatekeeper.core.admission import SetupAdmission
+from gatekeeper.signalling.relay import SignallingServer, signalling_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,7 @@ class ListenSettings:
     discovery_port: int = DISCOVERY_PORT   # 0 turns multicast discovery off
     status_port: int = 7000          # 0 turns the status port off
     status_interface: str = "127.0.0.1"   # safer than GnuGk's every-interface default
+    call_signal_port: int = 0        # routed mode's call signalling (TCP); 0: none
 
 
 class ListenError(GatekeeperError):
@@ -58,6 +61,7 @@ _LISTENERS = {
     "discovery": ("UDP", "multicast discovery",
                   "--discovery-port, [Gatekeeper::Main] MulticastPort"),
     "status": ("TCP", "status port", "--status-port, [Gatekeeper::Main] StatusPort"),
+    "signalling": ("TCP", "call signalling", "--call-signal-port, [RoutedMode] CallSignalPort"),
     "manhole": ("TCP", "manhole", "[Manhole] Port"),
 }
 
@@ -84,7 +88,7 @@ class GatekeeperService(service.MultiService):
     log = Logger()
 
     def __init__(self, settings: RasSettings, listen: ListenSettings, clock: IReactorTime,
-                 config: Config | None = None) -> None:
+                 config: Config | None = None, connector: IReactorTCP | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.listen = listen
@@ -130,6 +134,23 @@ class GatekeeperService(service.MultiService):
                                                     interface=listen.status_interface)
             self.status_server.setName("status")
             self.status_server.setServiceParent(self)
+        self.signalling: SignallingServer | None = None
+        if listen.call_signal_port:
+            self.signalling = self._signalling(connector if connector is not None else clock)
+            self.signalling_server = internet.TCPServer(listen.call_signal_port, self.signalling,
+                                                        interface=listen.interface)
+            self.signalling_server.setName("signalling")
+            self.signalling_server.setServiceParent(self)
+
+    def _signalling(self, connector: IReactorTCP) -> SignallingServer:
+        """Routed mode: Setups matched to their calls, a relay per call."""
+        admission = SetupAdmission(self.calls, self.registry, self.bus, self.controller.end_call,
+                                   self.clock.seconds)
+        server = SignallingServer(admission, self.clock, connector,
+                                  signalling_settings(self.config.routed_mode),
+                                  bind_address=self.listen.interface or None)
+        self.bus.subscribe(server)
+        return server
 
     def _accounting(self, config: Config) -> Accounting:
         return Accounting(config.acct, self.clock,
@@ -249,6 +270,8 @@ class GatekeeperService(service.MultiService):
         self.status.new_rcf_only = config.status_filtering.new_rcf_only
         self.status.default_trace_level = main.status_trace_level
         self.status.max_clients = main.max_status_clients
+        if getattr(self, "signalling", None) is not None:
+            self.signalling.reconfigure(signalling_settings(config.routed_mode))
         self._apply_manhole(config)
 
     def add_permanent_endpoints(self) -> None:
@@ -299,7 +322,7 @@ class GatekeeperService(service.MultiService):
                 child.name, ("TCP/UDP", child.name or "a listener", ""))
             number = getattr(error.socketError, "errno", None)
             hint = _ADDRESS_HINT if (number == errno.EADDRNOTAVAIL and child.name in (
-                "ras", "discovery")) else port_hint
+                "ras", "discovery", "signalling")) else port_hint
             failure = ListenError(
                 f"cannot listen on {protocol} {error.interface or '*'}:{error.port} "
                 f"({purpose}): {_reason(error.socketError)}")
@@ -347,11 +370,15 @@ class GatekeeperService(service.MultiService):
         """Stop admitting calls, end the calls still up with their CDRs (as
         GnuGk does on shutdown), drop the status clients, stop the timers."""
         self.controller.accepting = False
+        if self.signalling is not None:
+            self.signalling.accepting = False
         self.virtual_queues.stop()
         for call in list(self.calls):
             self.controller.end_call(call, "gatekeeper shutdown")
         self.accounting.close()   # after the last CDRs: every one is on disk
         for session in list(self.status.sessions):
             session.close()
+        if self.signalling is not None:
+            self.signalling.stop()
         self.controller.stop()
         return super().stopService()

@@ -20,7 +20,9 @@ from twisted.python import usage
 
 import gatekeeper
 from gatekeeper import config as configuration
+from gatekeeper.h225.ras import Address
 from gatekeeper.ras.controller import RasSettings
+from gatekeeper.ras.protocol import local_ip_towards
 from gatekeeper.service import GatekeeperService, ListenError, ListenSettings
 
 
@@ -53,7 +55,8 @@ class Options(usage.Options):
 
     optFlags = [
         ["direct", None, "Direct mode: endpoints signal each other (the default)."],
-        ["routed", None, "Gatekeeper-routed mode (not available yet: refused)."],
+        ["routed", None, "Gatekeeper-routed mode: call signalling passes through the "
+                         "gatekeeper ([RoutedMode] GKRouted=1)."],
         ["manhole", None, "Start the SSH manhole on 127.0.0.1 (port and credentials "
                           "from [Manhole])."],
     ]
@@ -73,6 +76,9 @@ class Options(usage.Options):
          _port],
         ["ttl", None, None, "Registration time to live in seconds (0: off).", int],
         ["bandwidth", None, None, "Total bandwidth in units of 100 bit/s (0: unlimited).", int],
+        ["call-signal-port", None, None,
+         "TCP port for call signalling in routed mode (default [RoutedMode] CallSignalPort, "
+         "1720).", _port],
     ]
 
     def opt_version(self) -> None:
@@ -88,10 +94,8 @@ class Options(usage.Options):
         return configuration.parse(configuration.IniFile("<defaults>", {}), enable)
 
     def postOptions(self) -> None:
-        if self["routed"]:
-            raise usage.UsageError(
-                "--routed: gatekeeper-routed call signalling is not implemented yet; "
-                "run in direct mode (the default, --direct)")
+        if self["routed"] and self["direct"]:
+            raise usage.UsageError("--routed and --direct: choose one")
         interface = self["interface"]
         if interface is not None:
             try:
@@ -127,7 +131,14 @@ def make_settings(options: Options,
     discovery = options["discovery-port"]
     if discovery is None:
         discovery = main.multicast_port if main.use_multicast_listener else 0
+    routed_mode = config.routed_mode
+    routed = bool(options["routed"]) or (routed_mode.gk_routed and not options["direct"])
+    interface = _pick(options["interface"], main.home)
+    signal_port = _pick(options["call-signal-port"], routed_mode.call_signal_port)
     settings = RasSettings(
+        routed=routed,
+        signal_address=(signal_address(interface, signal_port) if routed and signal_port
+                        else None),
         gatekeeper_id=_pick(options["name"], main.name),
         time_to_live=ttl or None,
         total_bandwidth=bandwidth or None,
@@ -135,11 +146,21 @@ def make_settings(options: Options,
         irq_poll_count=config.irq_poll_count,
         require_discovery=config.require_discovery,
     )
-    listen = ListenSettings(interface=_pick(options["interface"], main.home),
+    listen = ListenSettings(interface=interface,
+                            call_signal_port=signal_port if routed else 0,
                             ras_port=_pick(options["ras-port"], main.ras_port),
                             discovery_port=discovery,
                             status_port=_pick(options["status-port"], main.status_port))
     return settings, listen
+
+
+def signal_address(interface: str, port: int) -> Address:
+    """The call signalling address an ACF names in routed mode: the
+    configured interface, else the address this host reaches others from
+    (set Home or --interface on a host with several)."""
+    if interface and interface not in ("0.0.0.0", "::"):
+        return (interface, port)
+    return (local_ip_towards("192.0.2.1"), port)
 
 
 def _quiet_about(previous):

@@ -167,18 +167,31 @@ def test_status_settings_reach_the_status_factory(tmp_path):
     assert service.status.auth.decide("127.0.0.1").value == "forbid"
 
 
-def test_routed_mode_is_refused_on_the_command_line_and_warned_in_the_file(tmp_path):
+def test_routed_mode_from_the_command_line_or_the_file_listens_for_call_signalling():
     options = tap.Options()
-    with pytest.raises(usage.UsageError, match="--routed: gatekeeper-routed call signalling"):
-        options.parseOptions(["--routed"])
+    options.parseOptions(["--routed", "--interface", "127.0.0.1", "--call-signal-port", "1730"])
+    settings, listen = tap.make_settings(options)
+    assert settings.routed and settings.signal_address == ("127.0.0.1", 1730)
+    assert listen.call_signal_port == 1730
+    with pytest.raises(usage.UsageError, match="--routed and --direct"):
+        tap.Options().parseOptions(["--routed", "--direct"])
+    parsed = config.parse(config.read_ini(
+        "[RoutedMode]\nGKRouted=1\nH245Routed=0\nCallSignalPort=1721\nSignalTimeout=5000\n"
+        "AcceptUnregisteredCalls=1\n", "gk.ini"))
+    assert parsed.routed_mode.gk_routed and parsed.routed_mode.call_signal_port == 1721
+    assert parsed.routed_mode.signal_timeout == 5.0
+    assert parsed.warnings == ("gk.ini: [RoutedMode] AcceptUnregisteredCalls=1: not supported "
+                               "yet, ignored (behaves as AcceptUnregisteredCalls=0)",)
+    from_file = tap.Options()
+    from_file.parseOptions([])
+    settings, listen = tap.make_settings(from_file, parsed)
+    assert settings.routed and listen.call_signal_port == 1721
     direct = tap.Options()
     direct.parseOptions(["--direct"])
-    assert direct["direct"]
-    parsed = config.parse(config.read_ini(
-        "[RoutedMode]\nGKRouted=1\nH245Routed=0\nCallSignalPort=1721\n", "gk.ini"))
-    assert parsed.call_signal_port == 1721
-    assert parsed.warnings == ("gk.ini: [RoutedMode] GKRouted=1: gatekeeper-routed signalling "
-                               "is not implemented yet; calls are admitted in direct mode",)
+    settings, listen = tap.make_settings(direct, parsed)      # --direct wins over the file
+    assert not settings.routed and listen.call_signal_port == 0
+    with pytest.raises(config.ConfigError, match=r"\[RoutedMode\] SignalTimeout=soon"):
+        config.parse(config.read_ini("[RoutedMode]\nSignalTimeout=soon\n", "gk.ini"))
 
 
 def test_status_filtering_section_reaches_new_sessions():

@@ -4,6 +4,8 @@ The real program (``twistd -n gatekeeper``, direct mode) runs on 127.0.0.1;
 ooh323c endpoints register with it (GRQ/RRQ), call each other through it
 (ARQ, then Q.931 Setup straight to the callee with fastStart and tunnelled
 H.245, the callee's answerCall ARQ, DRQ from both sides) and leave (URQ).
+In routed mode (``--routed``) the same endpoints call each other through the
+gatekeeper's call signalling port, and DisconnectCall releases them both.
 What the gatekeeper did is read back from its status port, the way GnuGk's
 tools read it, and from its ``cdr.log``; what the endpoints saw is read from
 their standard output and their trace logs (``h323peer_<pid>``).
@@ -120,12 +122,25 @@ class Endpoint:
 def lab(tmp_path, chansetup):
     """The gatekeeper, a status session for events (trace 2) and one for
     commands (trace 0), and a way to start endpoints; all stopped at the end."""
+    yield from _lab(tmp_path, chansetup, "--direct")
+
+
+@pytest.fixture
+def routed_lab(tmp_path, chansetup):
+    """The same in gatekeeper-routed mode: call signalling through the gatekeeper."""
+    signal_port = free_port(socket.SOCK_STREAM)
+    yield from _lab(tmp_path, chansetup, "--routed", "--call-signal-port", str(signal_port),
+                    signal_port=signal_port)
+
+
+def _lab(tmp_path, chansetup, *mode: str, signal_port: int | None = None):
     ras_port, status_port = free_port(), free_port(socket.SOCK_STREAM)
     gatekeeper = GatekeeperProcess(tmp_path, "--name", GK_NAME, "--interface", "127.0.0.1",
                                    "--ras-port", str(ras_port), "--discovery-port", "0",
-                                   "--status-port", str(status_port), "--direct")
+                                   "--status-port", str(status_port), *mode)
     gatekeeper.start()
     lab = Lab(tmp_path, chansetup, ras_port, gatekeeper)
+    lab.signal_address = f"127.0.0.1:{signal_port}" if signal_port else None
     try:
         lab.events = StatusSession(status_port, trace=2)
         lab.commands = StatusSession(status_port, trace=0)
@@ -149,6 +164,7 @@ class Lab:
         self.endpoints: list[Endpoint] = []
         self.events: StatusSession | None = None
         self.commands: StatusSession | None = None
+        self.signal_address: str | None = None   # the gatekeeper's, in routed mode
 
     def start(self, name: str, *args: str, h323id: str, number: str,
               signal_port: int | None = None) -> Endpoint:
@@ -315,3 +331,70 @@ def test_endpoints_restarted_on_the_same_ports_are_served_afresh(lab):
     assert "onCallEstablished" not in second.output()
     assert len(lab.cdr_lines()) == 1
 
+
+
+# --- gatekeeper-routed mode -------------------------------------------------
+
+
+def test_routed_call_between_ooh323c_endpoints_passes_through_the_gatekeeper(routed_lab):
+    lab = routed_lab
+    bob = lab.bob(exit_after=10)
+    bob_id = lab.registered(bob)
+    alice = lab.alice("-duration", "2", "-exit-after", "10", "2002")
+    alice_id = lab.registered(alice)
+
+    caller_acf = lab.events.wait_for("ACF|", contains="|false|")
+    fields = caller_acf.rstrip(";").split("|")
+    assert fields[1:3] == [alice.signal_address, alice_id]
+    call_id = fields[7]
+    assert fields[8] != "Direct"
+    callee_acf = lab.events.wait_for("ACF|", contains="|true|")
+    assert callee_acf.rstrip(";").split("|")[7] == call_id
+
+    assert "onIncomingCall" in bob.wait_for_output("onCallEstablished")
+    alice.wait_for_output("onCallEstablished")
+    # alice's Setup went to the gatekeeper, never to bob: the ACF named the
+    # gatekeeper's call signalling address, and bob was called from it.
+    assert f"connect to remote endpoint({lab.signal_address})" in alice.trace_log()
+    assert f"connect to remote endpoint({bob.signal_address})" not in alice.trace_log()
+    listing = lab.commands.command("c")
+    assert listing[-1].startswith("Number of Calls: 1 "), listing
+    assert listing[-1].endswith(" Proxied: 1"), listing     # counted as routed
+    assert any(line.startswith("Current Calls: 1 ") and line.endswith("Proxied: 1")
+               for line in lab.commands.command("s")), "statistics count it as proxied"
+
+    cdr_event = lab.events.wait_for("CDR|", timeout=15)
+    assert "OO_REASON_LOCAL_CLEARED" in alice.wait_for_output("onCallCleared")
+    assert "OO_REASON_REMOTE_CLEARED" in bob.wait_for_output("onCallCleared")
+    assert alice.wait_exit() == 0
+    assert wait_until(lambda: len(lab.cdr_lines()) == 1), lab.cdr_lines()
+    [cdr] = lab.cdr_lines()
+    assert cdr == cdr_event
+    fields = cdr.rstrip(";").split("|")
+    assert fields[2] == call_id.replace("-", " ")
+    # The connect time is the Connect the gatekeeper relayed: 2 s of talk.
+    assert 1 <= int(fields[3]) <= 5
+    assert fields[4] != "unconnected"
+    assert fields[6:10] == [alice.signal_address, alice_id, bob.signal_address, bob_id]
+    # Only one CDR although both endpoints also sent DRQ after ReleaseComplete.
+    time.sleep(0.5)
+    assert len(lab.cdr_lines()) == 1
+    assert lab.commands.command("c")[-1].startswith("Number of Calls: 0 ")
+
+
+def test_disconnect_call_on_a_routed_call_releases_both_ooh323c_endpoints(routed_lab):
+    lab = routed_lab
+    bob = lab.bob(exit_after=14)
+    lab.registered(bob)
+    alice = lab.alice("-duration", "10", "-exit-after", "14", "2002")
+    lab.registered(alice)
+    bob.wait_for_output("onCallEstablished")
+    alice.wait_for_output("onCallEstablished")
+    listing = lab.commands.command("c")
+    assert listing[-1].startswith("Number of Calls: 1 "), listing
+    lab.commands.sock.sendall(b"DisconnectCall 1\r\n")
+    # Long before alice's 10 s: the gatekeeper sent ReleaseComplete to both.
+    assert "OO_REASON_REMOTE_CLEARED" in alice.wait_for_output("onCallCleared", timeout=5)
+    assert "OO_REASON_REMOTE_CLEARED" in bob.wait_for_output("onCallCleared", timeout=5)
+    assert wait_until(lambda: len(lab.cdr_lines()) == 1), lab.cdr_lines()
+    assert lab.commands.command("c")[-1].startswith("Number of Calls: 0 ")

@@ -55,6 +55,7 @@ class CallTable:
         self._next_number = 0
         self.total = 0
         self.total_connected = 0
+        self.total_routed = 0               # calls signalled through the gatekeeper
         self.peak = 0                       # the most calls at once ...
         self.peak_time: float | None = None  # ... and when (None: since start)
 
@@ -96,6 +97,8 @@ class CallTable:
         for endpoint_id in call.endpoint_ids():
             self._by_endpoint.setdefault(endpoint_id, set()).add(call.number)
         self.total += 1
+        if call.routed:
+            self.total_routed += 1
         if len(self._by_number) > self.peak:
             self.peak = len(self._by_number)
             self.peak_time = call.admission_time

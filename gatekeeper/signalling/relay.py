@@ -38,7 +38,7 @@ from gatekeeper.h225 import callsignal, q931
 from gatekeeper.h225.callsignal import SignalMessage
 from gatekeeper.h225.q931 import CalledPartyNumber
 from gatekeeper.h225.ras import Address, aliases_from_asn, aliases_to_asn, dialled_digits
-from gatekeeper.ras.controller import RateLimitedLog
+from gatekeeper.ratelimit import RateLimitedLog
 from gatekeeper.signalling.h245 import H245Relay
 from gatekeeper.signalling.protocol import SignallingProtocol
 from gatekeeper.signalling.settings import RoutedModeSettings

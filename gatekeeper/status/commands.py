@@ -210,6 +210,7 @@ def statistics(factory, session, args):
     endpoints = list(registry)
     gateways = sum(1 for e in endpoints if e.endpoint_type == "gateway")
     active = sum(1 for c in calls if c.connected)
+    proxied = sum(1 for c in calls if c.routed)
     session.send_lines([
         "-- Endpoint Statistics --",
         f"Total Endpoints: {len(endpoints)} Terminals: {len(endpoints) - gateways} "
@@ -218,9 +219,9 @@ def statistics(factory, session, args):
         "-- Call Statistics --",
         # the seed document's fields and single spaces, then 5.15's newer fields
         f"Current Calls: {len(calls)} Active: {active} From Neighbor: 0 From Parent: 0 "
-        f"Proxied: 0",
+        f"Proxied: {proxied}",
         f"Total Calls: {calls.total} Successful: {calls.total_connected} From Neighbor: 0 "
-        f"From Parent: 0 Proxied: 0 Peak: {_peak(factory, calls)}",
+        f"From Parent: 0 Proxied: {calls.total_routed} Peak: {_peak(factory, calls)}",
         startup_line(factory).replace("   Running", " Running"),
         ";",
     ])
@@ -278,8 +279,9 @@ def _calls(factory, session, verbose: bool) -> None:
         for call in calls:
             yield from _call_lines(call, now, verbose)
         active = sum(1 for call in calls if call.connected)
+        proxied = sum(1 for call in calls if call.routed)
         yield (f"Number of Calls: {len(calls)} Active: {active} From Neighbor: 0 From Parent: 0 "
-               f"Proxied: 0")
+               f"Proxied: {proxied}")
         yield ";"
 
     session.stream(lines())
