@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from gatekeeper.h225.ras import Address, Alias
 from gatekeeper.interfaces import IEventBus
+from gatekeeper.ratelimit import RateLimitedLog
 
 Observer = Callable[[object], None]
 
@@ -27,13 +29,16 @@ class EventBus:
     An observer that raises is logged and skipped; the others still get the
     event (the model is ``twisted.logger.LogPublisher``).  Observers may
     subscribe or unsubscribe at any time, even from inside a delivery.
+    Given a clock, failures are logged at a bounded rate (a peer's message
+    that trips an observer may come a million times).
     """
 
     log = Logger()
 
-    def __init__(self) -> None:
+    def __init__(self, clock: IReactorTime | None = None) -> None:
         self._observers: tuple[Observer, ...] = ()
         self.failures = 0
+        self._trouble = RateLimitedLog(self.log, clock) if clock is not None else None
 
     def subscribe(self, observer: Observer) -> None:
         if not callable(observer):
@@ -54,8 +59,12 @@ class EventBus:
                 observer(event)
             except Exception:
                 self.failures += 1
-                self.log.failure("event observer {observer!r} failed on {event!r}",
-                                 observer=observer, event=type(event).__name__)
+                text = "event observer {observer!r} failed on {event!r}"
+                if self._trouble is not None:
+                    self._trouble.failure("observer", text, observer=observer,
+                                          event=type(event).__name__)
+                else:
+                    self.log.failure(text, observer=observer, event=type(event).__name__)
 
 
 # ---------------------------------------------------------------------------

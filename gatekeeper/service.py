@@ -94,7 +94,7 @@ class GatekeeperService(service.MultiService):
         self.listen = listen
         self.clock = clock
         self.config = config if config is not None else Config()
-        self.bus = EventBus()
+        self.bus = EventBus(clock)
         self.registry = Registry(settings.endpoint_id_suffix,
                                  configured_prefixes=self.config.gateway_prefixes)
         self.calls = CallTable()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 
 from gatekeeper.events import (
@@ -187,6 +188,27 @@ def test_failing_observer_is_isolated_logged_and_counted(logged):
     assert all(f["log_failure"].check(Boom) for f in failures)
     assert failures[0]["event"] == "Notice"
     assert failures[0]["observer"] is broken
+
+
+def test_failing_observer_on_a_bus_with_a_clock_is_logged_at_a_bounded_rate(logged):
+    clock = Clock()
+    bus = EventBus(clock)
+    after = []
+
+    def broken(event):
+        raise Boom("observer broke")
+
+    bus.subscribe(broken)
+    bus.subscribe(after.append)
+    for number in range(500):               # e.g. one per datagram of a flood
+        bus.publish(Notice(str(number)))
+    assert len(after) == 500 and bus.failures == 500
+    assert len(failures_logged(logged)) == 1          # the traceback, once
+    clock.advance(60)
+    bus.publish(Notice("later"))
+    lines = [e for e in logged if "more like it not logged" in e.get("log_format", "")]
+    assert len(lines) == 2 and lines[-1]["skipped"] == 499
+    assert len(failures_logged(logged)) == 1
 
 
 def test_failing_observer_stays_subscribed_and_receives_later_events(logged):

@@ -203,7 +203,8 @@ class StatusSession(Protocol):
                     return
                 self._handle(item)
         except Exception:
-            self.log.failure("status session {peer} failed on its input", peer=self.peer)
+            self.factory.trouble.failure("input", "status session {peer} failed on its input",
+                                         peer=self.peer)
             self.send_line("Error: internal error")
         finally:
             # Events the commands caused (a reload, an unregistration) go out
@@ -450,8 +451,8 @@ class StatusFactory(ServerFactory):
                             [line for needed, line, _ in batch if needed <= level])
                 session.deliver(data)
             except Exception:
-                self.log.failure("status session {peer}: event lines not delivered",
-                                 peer=session.peer)
+                self.trouble.failure("delivery", "status session {peer}: event lines not "
+                                     "delivered", peer=session.peer)
 
     # -- commands --------------------------------------------------------
 
