@@ -160,10 +160,11 @@ class SignallingServer(ServerFactory):
     def _refuse(self, leg: SignallingProtocol, message: SignalMessage, cause: int,
                 reason: str | None) -> None:
         try:
-            leg.send(callsignal.release_complete(message.crv, True, cause, message.call_id,
-                                                 reason))
+            answer = callsignal.release_complete(message.crv, True, cause, message.call_id, reason)
         except EncodeError:
-            pass
+            return
+        answer.q931.call_reference_length = message.q931.call_reference_length
+        leg.send(answer)
 
     # -- call references of the legs we originate ------------------------
 
@@ -189,7 +190,8 @@ class SignallingServer(ServerFactory):
         if type(event) is ev.CallDetailRecord:
             relay = self.relays.get(event.call_number)
             if relay is not None and not relay.released:
-                cause = int(event.release_reason) if event.release_reason.isdigit() \
+                reason = event.release_reason
+                cause = int(reason) if reason.isdigit() and 1 <= int(reason) <= 127 \
                     else CAUSE_DROPPED
                 relay.drop(cause)
 
@@ -258,6 +260,9 @@ class CallRelay:
         self.callee_leg: SignallingProtocol | None = None
         self.setup = setup
         self.caller_crv = setup.crv
+        # The caller's leg keeps the call reference length the caller chose;
+        # the leg the gatekeeper originates uses two octets (H.225.0 7.6).
+        self.caller_crv_length = setup.q931.call_reference_length
         self.callee_crv = callee_crv
         self.state = "connecting"
         self.released = False
@@ -362,6 +367,13 @@ class CallRelay:
     def leg_broken(self, leg: SignallingProtocol, what: str, reason: str) -> None:
         if self.released:
             return
+        if what == "send":
+            # Not bad input: the peer stopped reading what we write to it.
+            self.server.stats["peer not reading"] += 1
+            self.server.trouble("not reading", "call {number}: {peer} does not read: leg dropped",
+                                number=self.call.number, peer=_text(leg.peer))
+            self.release(CAUSE_LEG_LOST, "gatekeeper")
+            return
         self.server.stats["malformed"] += 1
         self.server.trouble("malformed", "call {number}: bad {what} from {peer}: {reason}",
                             number=self.call.number, what=what, peer=_text(leg.peer), reason=reason)
@@ -382,6 +394,7 @@ class CallRelay:
     def _forward_setup(self, leg: SignallingProtocol) -> None:
         setup = self.setup
         setup.q931.call_reference = self.callee_crv
+        setup.q931.call_reference_length = 2
         setup.q931.from_destination = False
         body = setup.body
         setup.set_address("destCallSignalAddress", self.destination)
@@ -400,6 +413,7 @@ class CallRelay:
 
     def _to_callee(self, message: SignalMessage) -> None:
         message.q931.call_reference = self.callee_crv
+        message.q931.call_reference_length = 2
         message.q931.from_destination = False
         if self.callee_leg is not None:
             self._send(self.callee_leg, message)
@@ -417,6 +431,7 @@ class CallRelay:
             self._cancel_timer()
             self.server.admission.connected(self.call)
         message.q931.call_reference = self.caller_crv
+        message.q931.call_reference_length = self.caller_crv_length
         message.q931.from_destination = True
         self._send(self.caller_leg, message)
 
@@ -486,12 +501,15 @@ class CallRelay:
 
     def _release_legs(self, cause: int, reason: str | None, keep: Any) -> None:
         call_id = self.call.call_id
-        legs = ((self.caller_leg, self.caller_crv, True), (self.callee_leg, self.callee_crv, False))
-        for leg, crv, flag in legs:
+        legs = ((self.caller_leg, self.caller_crv, True, self.caller_crv_length),
+                (self.callee_leg, self.callee_crv, False, 2))
+        for leg, crv, flag, length in legs:
             if leg is None or leg is keep or leg.closed or not leg.connected_leg:
                 continue
             if not (leg is self.callee_leg and self.state == "connecting"):
-                leg.send(callsignal.release_complete(crv, flag, cause, call_id, reason))
+                message = callsignal.release_complete(crv, flag, cause, call_id, reason)
+                message.q931.call_reference_length = length
+                leg.send(message)
         self._close_legs()
 
     def _close_legs(self) -> None:
