@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from gatekeeper import events as ev
 from gatekeeper.core.calls import Call, CallTable
 from gatekeeper.core.registry import Registry
 from gatekeeper.h225 import q931
@@ -89,7 +88,7 @@ class SetupAdmission:
         return self.calls.get(call.number) is call
 
     def alerting(self, call: Call) -> None:
-        self.bus.publish(ev.CallAlerting(call.number, call.call_id))
+        self.bus.publish(self.calls.alerting_event(call))
 
     def connected(self, call: Call) -> None:
         if call.connect_time is not None or not self.is_live(call):
@@ -99,7 +98,7 @@ class SetupAdmission:
             endpoint = self.registry.get(endpoint_id)
             if endpoint is not None:
                 endpoint.connected_calls += 1
-        self.bus.publish(ev.CallConnected(call.number, call.call_id, call.connect_time))
+        self.bus.publish(self.calls.connected_event(call))
 
     def released(self, call: Call, cause: int) -> None:
         """The relay saw the call end (ReleaseComplete, a lost leg, a timer)."""

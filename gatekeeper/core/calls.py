@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from gatekeeper.events import CallDetailRecord
+from gatekeeper.events import CallAlerting, CallConnected, CallDetailRecord
 from gatekeeper.h225.ras import Address, Alias
 
 
@@ -121,6 +121,14 @@ class CallTable:
         if call.connect_time is None:
             call.connect_time = now
             self.total_connected += 1
+
+    def alerting_event(self, call: Call) -> CallAlerting:
+        """The event published when a routed call's callee rings."""
+        return CallAlerting(call.number, call.call_id)
+
+    def connected_event(self, call: Call) -> CallConnected:
+        """The event published when a routed call is answered."""
+        return CallConnected(call.number, call.call_id, call.connect_time)
 
     def end(self, call: Call, now: float, gatekeeper_name: str, reason: str = "") -> CallDetailRecord:
         """Remove the call and return its detail record."""
