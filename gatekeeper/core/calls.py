@@ -117,6 +117,12 @@ class CallTable:
         call.answered = True
         self._by_endpoint.setdefault(endpoint_id, set()).add(call.number)
 
+    def reset_counters(self) -> None:
+        """``ResetCallCounters``: totals to zero, the peak to the calls up now."""
+        self.total = 0
+        self.total_connected = 0
+        self.peak, self.peak_time = len(self._by_number), None
+
     def mark_connected(self, call: Call, now: float) -> None:
         if call.connect_time is None:
             call.connect_time = now
