@@ -15,6 +15,7 @@ from twisted.logger import Logger
 
 from gatekeeper import config as configuration
 from gatekeeper.config import Config, ConfigError, IniFile
+from gatekeeper.control import GatekeeperControl
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.core.calls import CallTable
 from gatekeeper.core.registry import Endpoint, Registry
@@ -117,7 +118,8 @@ class GatekeeperService(service.MultiService):
             self.discovery_server.setServiceParent(self)
         self.start_time = clock.seconds()
         main = self.config.main
-        self.status = StatusFactory(self, clock, default_trace_level=main.status_trace_level,
+        self.status = StatusFactory(self._control(), clock,
+                                    default_trace_level=main.status_trace_level,
                                     max_clients=main.max_status_clients,
                                     auth=self.config.status_auth)
         # Read at each connect, so new sessions follow a reload (as GnuGk).
@@ -151,6 +153,17 @@ class GatekeeperService(service.MultiService):
                                   bind_address=self.listen.interface or None)
         self.bus.subscribe(server)
         return server
+
+    def _control(self) -> GatekeeperControl:
+        """The status port's narrow view of the gatekeeper."""
+        return GatekeeperControl(
+            self.registry, self.calls, self.controller, self.virtual_queues,
+            signalling=lambda: getattr(self, "signalling", None),
+            # looked up at each use: tests (and a manhole user) may replace them
+            config_ini=lambda: self.config.ini, edit_config=lambda ini: self.edit_config(ini),
+            reload=lambda source: self.reload(source), shutdown=lambda: self.shutdown(),
+            gatekeeper_name=lambda: self.settings.gatekeeper_id,
+            start_time=lambda: self.start_time)
 
     def _accounting(self, config: Config) -> Accounting:
         return Accounting(config.acct, self.clock,

@@ -15,6 +15,7 @@ from gatekeeper.ras.controller import RasSettings
 from gatekeeper.service import GatekeeperService, ListenSettings
 from gatekeeper.status.filtering import StatusFilters
 from gatekeeper.testing import FakeDatagramTransport, FakeEndpoint
+from gatekeeper.h225.ras import Alias
 
 INI = "[Gatekeeper::Main]\nName=GK\nTimeToLive=300\n[RoutedMode]\nGKRouted=1\n"
 
@@ -312,37 +313,64 @@ def test_filter_commands_start_from_the_factorys_filters(gk):
 
 
 class Queues:
+    """Stands in for the virtual queues' answer methods: records the values
+    the commands parsed out of their words."""
+
     def __init__(self, reply):
         self.reply, self.calls = reply, []
 
-    def answer(self, kind, args):
-        self.calls.append((kind, list(args)))
-        return self.reply
+    def install(self, monkeypatch, queues):
+        for name in ("route_to_alias", "route_to_gateway", "reject"):
+            monkeypatch.setattr(queues, name, self._recorder(name))
+        return self
+
+    def _recorder(self, name):
+        def record(*args):
+            self.calls.append((name, args))
+            return self.reply
+        return record
 
 
-def test_route_answers_are_silent_on_success_and_show_errors(gk):
+CALL_ID = bytes.fromhex("00112233445566778899aabbccddeeff")
+
+
+def test_route_answers_are_silent_on_success_and_show_errors(gk, monkeypatch):
     client = Client(gk.status)
-    gk.virtual_queues = Queues(None)
+    queues = Queues(None).install(monkeypatch, gk.virtual_queues)
     assert client.say(b"rta Suzi endp_4711 1234\n") == b""
-    assert client.say(b"RouteToGateway Suzi 192.168.0.50 endp_4711 1234 00-11\n") == b""
+    assert client.say(b"RouteToGateway Suzi 192.168.0.50 endp_4711 1234 00-11-22-33-44-55-66-77-88-99-aa-bb-cc-dd-ee-ff\n") == b""
     assert client.say(b"RouteReject endp_4711 1234\n") == b""
-    assert gk.virtual_queues.calls == [
-        ("alias", ["Suzi", "endp_4711", "1234"]),
-        ("gateway", ["Suzi", "192.168.0.50", "endp_4711", "1234", "00-11"]),
-        ("reject", ["endp_4711", "1234"])]
-    gk.virtual_queues = Queues("Error: no RouteRequest pending for endp_4711 1234")
+    assert client.say(b"RouteReject endp_4711 1234 00-11-22-33-44-55-66-77-88-99-aa-bb-cc-dd-ee-ff 5\n") == b""
+    assert client.say(b"rr endp_4711 1234 00112233445566778899aabbccddeeff calledPartyNotRegistered\n") == b""
+    assert queues.calls == [
+        ("route_to_alias", ("endp_4711", 1234, None, Alias("h323-ID", "Suzi"))),
+        ("route_to_gateway", ("endp_4711", 1234, CALL_ID, Alias("h323-ID", "Suzi"),
+                              ("192.168.0.50", 1720))),
+        ("reject", ("endp_4711", 1234, None, None)),
+        ("reject", ("endp_4711", 1234, CALL_ID, 5)),
+        ("reject", ("endp_4711", 1234, CALL_ID, "calledPartyNotRegistered"))]
+    queues.reply = "Error: no RouteRequest pending for endp_4711 1234"
     assert client.say(b"rr endp_4711 1234\n") == (
         b"Error: no RouteRequest pending for endp_4711 1234\r\n")
 
 
-def test_route_syntax_errors_use_gnugk_5_15_wording(gk):
+def test_route_answers_with_bad_words_say_which(gk, monkeypatch):
     client = Client(gk.status)
-    gk.virtual_queues = Queues(None)
+    queues = Queues(None).install(monkeypatch, gk.virtual_queues)
+    assert client.say(b"rta Suzi endp_4711 12x4\n") == b"Error: CallRef 12x4 is not a number\r\n"
+    assert client.say(b"rta Suzi endp_4711 1234 zz\n") == b"Error: zz is not a call identifier\r\n"
+    assert client.say(b"rtg Suzi 300.1.1.1 endp_4711 1234\n").startswith(b"Error: ")
+    assert queues.calls == []
+
+
+def test_route_syntax_errors_use_gnugk_5_15_wording(gk, monkeypatch):
+    client = Client(gk.status)
+    queues = Queues(None).install(monkeypatch, gk.virtual_queues)
     assert client.say(b"routetoalias\n") == (
         b"Syntax Error: RouteToAlias TARGET_ALIAS CALLING_ENDPOINT_ID CRV "
         b"[CALLID [CALLER-ID [CALLER-DISPLAY-IE [CALLED-DISPLAY-IE]]]]\r\n")
     assert client.say(b"rr a\n") == b"Syntax Error: RouteReject CALLING_ENDPOINT_ID CRV [CALLID [REASON]]\r\n"
-    assert gk.virtual_queues.calls == []
+    assert queues.calls == []
 
 
 # -- commands for features we lack ------------------------------------------------

@@ -33,7 +33,7 @@ from gatekeeper.configfile import ConfigError, IniFile, unknown_key
 from gatekeeper.core.registry import Registry
 from gatekeeper.core.routing import Route, RoutingRequest, rewritten
 from gatekeeper.h225 import ras
-from gatekeeper.h225.ras import Alias
+from gatekeeper.h225.ras import Address, Alias
 from gatekeeper.interfaces import IEventBus, IRoutingPolicy
 
 SECTION = "CTI::Agents"
@@ -213,87 +213,77 @@ class VirtualQueues:
                                                     reject="resourceUnavailable"))
 
     # -- answers (the status commands) -----------------------------------------
+    # The status port parses the words of RouteToAlias/RouteToGateway/
+    # RouteReject; these take the values. Each returns None when the waiting
+    # call was answered, else the error line to show.
 
-    def answer(self, kind: str, args: list[str]) -> str | None:
-        """Answer a pending request: ``kind`` is ``alias``, ``gateway`` or
-        ``reject`` and ``args`` the command's words after its name. Returns
-        None when the call was routed, else the error line to show."""
+    def route_to_alias(self, endpoint_id: str, crv: int, call_id: bytes | None,
+                       alias: Alias) -> str | None:
+        """Route the waiting call to ``alias`` (registered here, or on through
+        the rest of the routing chain)."""
+        pending = self._find(endpoint_id, crv, call_id)
+        if pending is None:
+            return self._not_pending(endpoint_id, crv)
+        endpoint = self.registry.find_alias(alias)
+        if endpoint is not None and endpoint.signal_address is not None:
+            result: Route | RoutingRequest = Route(endpoint.signal_address, endpoint, alias.value,
+                                                   "vqueue", destination=(alias,))
+        else:
+            result = rewritten(pending.request, (alias,))
+        return self._answered(pending, result)
+
+    def route_to_gateway(self, endpoint_id: str, crv: int, call_id: bytes | None,
+                         alias: Alias, address: Address) -> str | None:
+        """Route the waiting call to ``alias`` at a signalling address."""
+        pending = self._find(endpoint_id, crv, call_id)
+        if pending is None:
+            return self._not_pending(endpoint_id, crv)
+        return self._answered(pending, Route(address, self.registry.find_signal(address),
+                                             alias.value, "vqueue", destination=(alias,)))
+
+    def reject(self, endpoint_id: str, crv: int, call_id: bytes | None,
+               reason: str | int | None = None) -> str | None:
+        """Reject the waiting call: ``reason`` an ARJ (LRJ for an LRQ) reason
+        by name or by its index, None for the default."""
+        pending = self._find(endpoint_id, crv, call_id)
+        if pending is None:
+            return self._not_pending(endpoint_id, crv)
         try:
-            if kind == "alias":
-                target, rest = args[0], args[1:]
-                pending = self._find(rest)
-                result = self._to_alias(pending, target)
-            elif kind == "gateway":
-                target, address_text, rest = args[0], args[1], args[2:]
-                pending = self._find(rest)
-                result = self._to_gateway(pending, target, address_text)
-            elif kind == "reject":
-                pending = self._find(args)
-                reason = self._reject_reason(pending, args[3] if len(args) > 3 else None)
-                result = Route(None, policy="vqueue", reject=reason)
-                self.stats["rejected"] += 1
-            else:
-                raise RouteAnswerError(f"Error: unknown route answer {kind!r}")
+            name = self._reject_reason(pending, reason)
         except RouteAnswerError as error:
             return str(error)
+        self.stats["rejected"] += 1
+        return self._answered(pending, Route(None, policy="vqueue", reject=name))
+
+    def _answered(self, pending: PendingRoute, result: object) -> None:
         del self.pending[(pending.endpoint_id, pending.call_reference)]
         self.stats["answered"] += 1
         self._fire(pending, result)
         return None
 
-    def _find(self, args: list[str]) -> PendingRoute:
-        """The pending request named by ``EPID CRV [CALLID]``."""
-        if len(args) < 2:
-            raise RouteAnswerError("Error: CallingEndpointID and CallRef expected")
-        endpoint_id, crv_text = args[0], args[1]
-        try:
-            crv = int(crv_text, 10)
-        except ValueError:
-            raise RouteAnswerError(f"Error: CallRef {crv_text} is not a number") from None
-        if len(args) > 2:
-            try:
-                call_id = ras.parse_guid(args[2])
-            except ValueError:
-                raise RouteAnswerError(f"Error: {args[2]} is not a call identifier") from None
+    def _find(self, endpoint_id: str, crv: int, call_id: bytes | None) -> PendingRoute | None:
+        """The pending request of ``EPID CRV``, or with a call identifier the
+        one of that call."""
+        if call_id is not None:
             for pending in self.pending.values():
                 if pending.call_id == call_id:
                     return pending
-        else:
-            pending = self.pending.get((endpoint_id, crv))
-            if pending is not None:
-                return pending
+            return None
+        return self.pending.get((endpoint_id, crv))
+
+    def _not_pending(self, endpoint_id: str, crv: int) -> str:
         self.stats["late answers"] += 1
-        raise RouteAnswerError(f"Error: no RouteRequest pending for {endpoint_id} {crv}")
+        return f"Error: no RouteRequest pending for {endpoint_id} {crv}"
 
-    def _to_alias(self, pending: PendingRoute, text: str) -> Route | RoutingRequest:
-        try:
-            alias = ras.parse_alias(text)
-        except ValueError as error:
-            raise RouteAnswerError(f"Error: bad alias {text}: {error}") from None
-        endpoint = self.registry.find_alias(alias)
-        if endpoint is not None and endpoint.signal_address is not None:
-            return Route(endpoint.signal_address, endpoint, alias.value, "vqueue",
-                         destination=(alias,))
-        # Not registered here: the rest of the chain routes the new alias.
-        return rewritten(pending.request, (alias,))
-
-    def _to_gateway(self, pending: PendingRoute, text: str, address_text: str) -> Route:
-        try:
-            alias = ras.parse_alias(text)
-            address = ras.parse_address(address_text, 1720)
-        except ValueError as error:
-            raise RouteAnswerError(f"Error: {error}") from None
-        return Route(address, self.registry.find_signal(address), alias.value, "vqueue",
-                     destination=(alias,))
-
-    def _reject_reason(self, pending: PendingRoute, text: str | None) -> str:
+    def _reject_reason(self, pending: PendingRoute, reason: str | int | None) -> str:
         lrq = pending.request.message_type == "LRQ"
         kind = "LRJ" if lrq else "ARJ"
-        if text is None:
+        if reason is None:
             return "requestDenied" if lrq else DEFAULT_REJECT_REASON
         reasons = ras.reasons("locationReject" if lrq else "admissionReject")
-        if text.isdigit() and int(text) < len(reasons):
-            return reasons[int(text)]
-        if text in reasons:
-            return text
-        raise RouteAnswerError(f"Error: {text} is not an {kind} reason")
+        if isinstance(reason, int):
+            if 0 <= reason < len(reasons):
+                return reasons[reason]
+        elif reason in reasons:
+            return reason
+        raise RouteAnswerError(f"Error: {reason} is not an {kind} reason")

@@ -202,13 +202,52 @@ def release_complete(crv: int, from_destination: bool, cause: int,
     return SignalMessage(Q931Message(q931.RELEASE_COMPLETE, crv, from_destination, ies))
 
 
-def call_proceeding(crv: int, call_id: bytes | None, destination_info: dict) -> SignalMessage:
-    """A CallProceeding of the gatekeeper's own (``SendProceeding``)."""
+def call_proceeding(crv: int, call_id: bytes | None, destination_info: dict,
+                    tunnelling: bool = False) -> SignalMessage:
+    """A CallProceeding of the gatekeeper's own (``SendProceeding``,
+    ``GenerateCallProceeding``).
+
+    It is a provisional response (H.225.0 ``provisionalRespToH245Tunnelling``):
+    the caller must not read the callee's choice on H.245 tunnelling from it;
+    ``tunnelling`` echoes what the caller asked for, for endpoints that
+    predate the field."""
     body: dict = {"protocolIdentifier": PROTOCOL_IDENTIFIER, "destinationInfo": destination_info,
                   "multipleCalls": False, "maintainConnection": False,
                   "callIdentifier": {"guid": call_id or bytes(16)}}
-    ies = [UserUser(codec.encode_uuie(_uuie("callProceeding", body))).to_ie()]
+    uuie = _uuie("callProceeding", body, tunnelling)
+    uuie["h323-uu-pdu"]["provisionalRespToH245Tunnelling"] = None
+    ies = [UserUser(codec.encode_uuie(uuie)).to_ie()]
     return SignalMessage(Q931Message(q931.CALL_PROCEEDING, crv, True, ies))
+
+
+def forwarded_elements(message: SignalMessage) -> SignalMessage | None:
+    """The callee's CallProceeding, once the gatekeeper has sent its own, as
+    the Facility (reason ``forwardedElements``) that carries on what the caller
+    still needs from it: fast start elements, the H.245 address, tunnelled
+    H.245.  None when it carries none of them (it is then dropped)."""
+    body = message.body or {}
+    pdu = message.pdu or {}
+    keep = {name: body[name] for name in ("fastStart", "h245Address", "destinationInfo",
+                                          "fastConnectRefused", "featureSet")
+            if name in body}
+    if not any(name in keep for name in ("fastStart", "h245Address", "fastConnectRefused")) \
+            and not pdu.get("h245Control"):
+        return None
+    facility: dict = {"protocolIdentifier": body.get("protocolIdentifier", PROTOCOL_IDENTIFIER),
+                      "reason": ("forwardedElements", None),
+                      "callIdentifier": body.get("callIdentifier", {"guid": bytes(16)}),
+                      "multipleCalls": False, "maintainConnection": False, **keep}
+    uu_pdu = dict(pdu)
+    uu_pdu["h323-message-body"] = ("facility", facility)
+    uu_pdu.pop("provisionalRespToH245Tunnelling", None)
+    result = SignalMessage(Q931Message(q931.FACILITY, message.crv, message.q931.from_destination,
+                                       [ie for codeset, ie in message.q931.iter_ies()
+                                        if codeset == 0
+                                        and ie.id in (q931.IE_DISPLAY, q931.IE_USER_USER)]),
+                           {**message.uuie, "h323-uu-pdu": uu_pdu})
+    result.q931.call_reference_length = message.q931.call_reference_length
+    result.touch()
+    return result
 
 
 def facility_forward(crv: int, from_destination: bool, call_id: bytes | None,

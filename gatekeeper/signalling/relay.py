@@ -33,11 +33,12 @@ from twisted.logger import Logger
 
 from gatekeeper import events as ev
 from gatekeeper.core.admission import SetupAdmission, SetupAdmitted, SetupRequest
+from gatekeeper.core.calls import Call
 from gatekeeper.errors import DecodeError, EncodeError
 from gatekeeper.h225 import callsignal, q931
 from gatekeeper.h225.callsignal import SignalMessage
 from gatekeeper.h225.q931 import CalledPartyNumber
-from gatekeeper.h225.ras import Address, aliases_from_asn, aliases_to_asn, dialled_digits
+from gatekeeper.h225.ras import Address, Alias, aliases_from_asn, aliases_to_asn, dialled_digits
 from gatekeeper.ratelimit import RateLimitedLog
 from gatekeeper.signalling.h245 import H245Relay
 from gatekeeper.signalling.protocol import SignallingProtocol
@@ -55,6 +56,7 @@ class SignallingSettings:
     tcp_keepalive: bool = False          # TcpKeepAlive
     h245_routed: bool = False            # H245Routed
     max_pending: int = 64                # caller messages held while the callee leg opens
+    generate_call_proceeding: bool = False   # GenerateCallProceeding: answer Setup at once
 
 
 def signalling_settings(routed_mode: RoutedModeSettings) -> SignallingSettings:
@@ -62,8 +64,13 @@ def signalling_settings(routed_mode: RoutedModeSettings) -> SignallingSettings:
     return SignallingSettings(
         setup_timeout=routed_mode.setup_timeout, signal_timeout=routed_mode.signal_timeout,
         alerting_timeout=routed_mode.alerting_timeout, tcp_keepalive=routed_mode.tcp_keepalive,
-        h245_routed=routed_mode.h245_routed)
+        h245_routed=routed_mode.h245_routed,
+        generate_call_proceeding=routed_mode.generate_call_proceeding)
 
+
+#: Messages from the callee that answer the caller's Setup.
+_ANSWERS = frozenset((q931.CALL_PROCEEDING, q931.ALERTING, q931.CONNECT, q931.PROGRESS,
+                      q931.SETUP_ACK))
 
 #: Causes of the gatekeeper's own releases.
 CAUSE_BAD_MESSAGE = q931.CAUSE_INVALID_IE_CONTENTS
@@ -195,6 +202,22 @@ class SignallingServer(ServerFactory):
                     else CAUSE_DROPPED
                 relay.drop(cause)
 
+    # -- what the status port asks -------------------------------------
+
+    def transfer(self, call: Call, party: str, destination: tuple[Alias, ...]) -> str | None:
+        """TransferCall: None when the Facility went out, else the error line."""
+        relay = self.relays.get(call.number)
+        if relay is None:
+            return f"Error: call number {call.number} is not signalled through this gatekeeper"
+        return relay.transfer(party, destination)
+
+    def send_proceeding(self, call: Call) -> str | None:
+        """SendProceeding: None when the CallProceeding went out, else the error line."""
+        relay = self.relays.get(call.number)
+        if relay is None:
+            return f"Error: call number {call.number} is not signalled through this gatekeeper"
+        return relay.send_proceeding()
+
     def stop(self) -> None:
         """Stop accepting calls; end the relays still up."""
         self.accepting = False
@@ -271,6 +294,10 @@ class CallRelay:
         self._connector: Any = None          # the TCP connector of the callee leg
         self._timer: IDelayedCall | None = None
         self.h245: list[H245Relay] = []
+        #: The caller has had a provisional or final answer (ours or the callee's).
+        self.caller_answered = False
+        #: The gatekeeper answered the Setup with its own CallProceeding.
+        self.proceeding_sent = False
         caller_leg.owner = self
 
     @property
@@ -282,6 +309,8 @@ class CallRelay:
         host, port = self.destination
         bind = (self.server.bind_address, 0) if self.server.bind_address else None
         self._set_timer(settings.signal_timeout, CAUSE_NO_RESPONSE)
+        if settings.generate_call_proceeding:
+            self._proceeding_to_caller()
         try:
             self._connector = self.server.connector.connectTCP(
                 host, port, _CalleeFactory(self), timeout=settings.connect_timeout,
@@ -422,6 +451,16 @@ class CallRelay:
         kind = message.message_type
         if kind == q931.CALL_PROCEEDING and self.state == "setup sent":
             self.state = "proceeding"
+        if kind == q931.CALL_PROCEEDING and self.proceeding_sent:
+            # The caller has our CallProceeding: a second one would break its
+            # state machine. What it still needs from this one goes on in a
+            # Facility (forwardedElements); nothing else is passed.
+            converted = callsignal.forwarded_elements(message)
+            if converted is None:
+                self.server.stats["call proceeding absorbed"] += 1
+                return
+            message = converted
+            kind = q931.FACILITY
         elif kind == q931.ALERTING and self.state in ("setup sent", "proceeding"):
             self.state = "alerting"
             self._set_timer(self.server.settings.alerting_timeout, CAUSE_NO_ANSWER)
@@ -430,10 +469,59 @@ class CallRelay:
             self.state = "connected"
             self._cancel_timer()
             self.server.admission.connected(self.call)
+        if kind in _ANSWERS:
+            self.caller_answered = True
         message.q931.call_reference = self.caller_crv
         message.q931.call_reference_length = self.caller_crv_length
         message.q931.from_destination = True
         self._send(self.caller_leg, message)
+
+    # -- the gatekeeper's own messages -------------------------------------
+
+    def send_proceeding(self) -> str | None:
+        if self.released:
+            return f"Error: call number {self.call.number} has ended"
+        if self.caller_answered:
+            return (f"Error: the caller of call number {self.call.number} has had its answer "
+                    "to the Setup already")
+        self._proceeding_to_caller()
+        return None
+
+    def _proceeding_to_caller(self) -> None:
+        pdu = self.setup.pdu or {}
+        message = callsignal.call_proceeding(self.caller_crv, self.call.call_id,
+                                             {"mc": False, "undefinedNode": False},
+                                             tunnelling=bool(pdu.get("h245Tunnelling")))
+        message.q931.call_reference_length = self.caller_crv_length
+        self.proceeding_sent = True
+        self.caller_answered = True
+        self.server.stats["call proceeding sent"] += 1
+        self._send(self.caller_leg, message)
+
+    def transfer(self, party: str, destination: tuple[Alias, ...]) -> str | None:
+        """Ask ``party`` to call ``destination`` instead of the other party:
+        a Facility with reason callForwarded (GnuGk's FacilityForward). The
+        party then releases this call and places the new one itself."""
+        if self.released:
+            return f"Error: call number {self.call.number} has ended"
+        if self.state != "connected":
+            return f"Error: call number {self.call.number} is not established"
+        if party == "caller":
+            leg, crv, flag, length = self.caller_leg, self.caller_crv, True, self.caller_crv_length
+        else:
+            leg, crv, flag, length = self.callee_leg, self.callee_crv, False, 2
+        if leg is None or leg.closed or not leg.connected_leg:
+            return f"Error: the {party} of call number {self.call.number} is not connected"
+        try:
+            message = callsignal.facility_forward(crv, flag, self.call.call_id,
+                                                  self.call.conference_id,
+                                                  aliases_to_asn(destination))
+        except EncodeError as error:
+            return f"Error: cannot ask for a transfer to {destination[0]}: {error}"
+        message.q931.call_reference_length = length
+        self.server.stats["transfers"] += 1
+        self._send(leg, message)
+        return None
 
     def _send(self, leg: SignallingProtocol, message: SignalMessage) -> None:
         if not leg.send(message) and not leg.closed:

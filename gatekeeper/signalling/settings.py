@@ -16,7 +16,7 @@ SECTION = "RoutedMode"
 _NOT_SUPPORTED = {
     "acceptunregisteredcalls": "0", "acceptneighborscalls": "1",
     "supportnatedendpoints": "0", "enableh46018": "0", "enableh46017": "0",
-    "h245tunnelingtranslation": "0", "generatecallproceeding": "0",
+    "h245tunnelingtranslation": "0",
 }
 #: GnuGk keys with no effect here (thread counts, ...): accepted silently.
 _IGNORED = {"callsignalhandlernumber", "rtphandlernumber", "removeh245addressontunneling",
@@ -32,13 +32,15 @@ class RoutedModeSettings:
     signal_timeout: float = 30.0         # SignalTimeout
     alerting_timeout: float = 180.0      # AlertingTimeout
     tcp_keepalive: bool = False          # TcpKeepAlive
+    generate_call_proceeding: bool = False   # GenerateCallProceeding
 
 
 def parse_routed_mode(ini: IniFile) -> tuple[RoutedModeSettings, list[str]]:
     """The section as settings, and the warnings about it."""
     path, warnings = ini.path, []
     values: dict[str, object] = {}
-    booleans = {"gkrouted": "gk_routed", "h245routed": "h245_routed", "tcpkeepalive": "tcp_keepalive"}
+    booleans = {"gkrouted": "gk_routed", "h245routed": "h245_routed", "tcpkeepalive": "tcp_keepalive",
+                "generatecallproceeding": "generate_call_proceeding"}
     timers = {"setuptimeout": "setup_timeout", "signaltimeout": "signal_timeout",
               "alertingtimeout": "alerting_timeout"}
     for key, value in ini.items(SECTION):

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Callable
 import twisted
 
 import gatekeeper
-from gatekeeper.h225.ras import (format_address, format_aliases, guid_dashed, guid_spaced,
-                                  parse_guid)
+from gatekeeper.h225.ras import (Alias, format_address, format_aliases, guid_dashed,
+                                  guid_spaced, parse_address, parse_alias, parse_guid)
 from gatekeeper.status.filtering import StatusFilters
 from gatekeeper.status.formats import boolean, ip_port, rfc822
 
@@ -166,13 +166,7 @@ def verbose_lines(endpoint) -> list[str]:
 
 def find_endpoint(factory: "StatusFactory", text: str):
     """By alias, then by gateway prefix (what Find accepts)."""
-    registry = factory.gatekeeper.registry
-    endpoint = registry.find_alias(text)
-    if endpoint is None:
-        match = registry.longest_prefix(text)
-        if match is not None:
-            endpoint = match[0]
-    return endpoint
+    return factory.control.endpoint_for(text)
 
 
 # ---------------------------------------------------------------------------
@@ -205,12 +199,9 @@ def version(factory, session, args):
 
 @command("Statistics", "s", summary="endpoint and call statistics")
 def statistics(factory, session, args):
-    registry = factory.gatekeeper.registry
-    calls = factory.gatekeeper.calls
-    endpoints = list(registry)
+    endpoints = factory.control.endpoints()
+    calls = factory.control.call_counters()
     gateways = sum(1 for e in endpoints if e.endpoint_type == "gateway")
-    active = sum(1 for c in calls if c.connected)
-    proxied = sum(1 for c in calls if c.routed)
     session.send_lines([
         "-- Endpoint Statistics --",
         f"Total Endpoints: {len(endpoints)} Terminals: {len(endpoints) - gateways} "
@@ -218,9 +209,9 @@ def statistics(factory, session, args):
         "Cached Endpoints: 0 Terminals: 0 Gateways: 0",
         "-- Call Statistics --",
         # the seed document's fields and single spaces, then 5.15's newer fields
-        f"Current Calls: {len(calls)} Active: {active} From Neighbor: 0 From Parent: 0 "
-        f"Proxied: {proxied}",
-        f"Total Calls: {calls.total} Successful: {calls.total_connected} From Neighbor: 0 "
+        f"Current Calls: {calls.current} Active: {calls.active} From Neighbor: 0 From Parent: 0 "
+        f"Proxied: {calls.proxied}",
+        f"Total Calls: {calls.total} Successful: {calls.connected} From Neighbor: 0 "
         f"From Parent: 0 Proxied: {calls.total_routed} Peak: {_peak(factory, calls)}",
         startup_line(factory).replace("   Running", " Running"),
         ";",
@@ -246,7 +237,7 @@ def print_all_registrations_verbose(factory, session, args):
 
 
 def _registrations(factory, session, verbose: bool) -> None:
-    endpoints = list(factory.gatekeeper.registry)   # a snapshot: the table may change
+    endpoints = factory.control.endpoints()   # a snapshot: the table may change
 
     def lines():
         yield "AllRegistrations"
@@ -272,7 +263,7 @@ def print_current_calls_verbose(factory, session, args):
 
 def _calls(factory, session, verbose: bool) -> None:
     now = factory.clock.seconds()
-    calls = list(factory.gatekeeper.calls)   # a snapshot
+    calls = factory.control.calls()   # a snapshot
 
     def lines():
         yield "CurrentCalls"
@@ -384,16 +375,13 @@ def gk(factory, session, args):
 
 def _endpoint_at(factory, text: str):
     """The endpoint registered at ``ip[:port]`` (its signalling address)."""
-    from gatekeeper.h225.ras import parse_address
-
-    registry = factory.gatekeeper.registry
     try:
         address = parse_address(text, 1720)
     except ValueError:
         return None
     if text.count(":") == 1 or "]:" in text:   # a port was given
-        return registry.find_signal(address)
-    found = registry.find_ip(address[0])
+        return factory.control.endpoint_at(address)
+    found = factory.control.endpoints_at_ip(address[0])
     return found[0] if found else None
 
 
@@ -405,7 +393,7 @@ def _unregister(factory, session, args, usage: str, find, not_found: str) -> Non
     if endpoint is None:
         factory.broadcast(not_found.format(args[0]))
         return
-    factory.gatekeeper.controller.unregister(endpoint, "maintenance")
+    factory.control.unregister(endpoint, "maintenance")
     factory.broadcast(f"SoftPBX: Endpoint {args[0]} unregistered!")
 
 
@@ -420,15 +408,14 @@ def unregister_ip(factory, session, args):
          summary="unregister the endpoint with this alias")
 def unregister_alias(factory, session, args):
     _unregister(factory, session, args, "UnregisterAlias ALIAS",
-                factory.gatekeeper.registry.find_alias, "Alias {} not found!")
+                factory.control.endpoint_with_alias, "Alias {} not found!")
 
 
 @command("UnregisterAllEndpoints", "uae", in_full=True, summary="unregister every endpoint")
 def unregister_all(factory, session, args):
-    controller = factory.gatekeeper.controller
-    for endpoint in list(factory.gatekeeper.registry):
+    for endpoint in factory.control.endpoints():
         if not endpoint.permanent:
-            controller.unregister(endpoint, "maintenance")
+            factory.control.unregister(endpoint, "maintenance")
     session.send_lines(["Done", ";"])
 
 
@@ -438,14 +425,13 @@ def disconnect_call(factory, session, args):
     if not args:
         session.send_line("Syntax Error: DisconnectCall CALL_NUMBER [CALL_NUMBER...]")
         return
-    calls = factory.gatekeeper.calls
     for text in args:
         number = _as_integer(text)   # GnuGk reads "abc" as call number 0
-        call = calls.get(number)
+        call = factory.control.call(number)
         if call is None:
             factory.broadcast(f"Can't find call number {number}")
             continue
-        factory.gatekeeper.controller.disconnect(call, "forcedDrop")
+        factory.control.disconnect(call, "forcedDrop")
         factory.broadcast(f"Call number {number} disconnected.")
 
 
@@ -456,8 +442,8 @@ def _disconnect_endpoint(factory, endpoint) -> bool:
     if endpoint is None:
         factory.broadcast("No endpoint to disconnect!")
         return False
-    for call in factory.gatekeeper.calls.of_endpoint(endpoint.endpoint_id):
-        factory.gatekeeper.controller.disconnect(call, "forcedDrop")
+    for call in factory.control.calls_of(endpoint):
+        factory.control.disconnect(call, "forcedDrop")
     return True
 
 
@@ -477,7 +463,7 @@ def disconnect_alias(factory, session, args):
     if len(args) != 1:
         session.send_line("Syntax Error: DisconnectAlias ALIAS")
         return
-    _disconnect_endpoint(factory, factory.gatekeeper.registry.find_alias(args[0]))
+    _disconnect_endpoint(factory, factory.control.endpoint_with_alias(args[0]))
 
 
 @command("DisconnectEndpoint", "de", usage="ENDPOINT_IDENTIFIER",
@@ -486,7 +472,7 @@ def disconnect_endpoint(factory, session, args):
     if len(args) != 1:
         session.send_line("Syntax Error: DisconnectEndpoint ENDPOINT_IDENTIFIER")
         return
-    _disconnect_endpoint(factory, factory.gatekeeper.registry.get(args[0]))
+    _disconnect_endpoint(factory, factory.control.endpoint(args[0]))
 
 
 @command("DisconnectCallId", "dcid", usage="CALL_ID",
@@ -500,7 +486,7 @@ def disconnect_call_id(factory, session, args):
     if call is None:
         factory.broadcast(f"Can't find call ID {text}")
         return
-    factory.gatekeeper.controller.disconnect(call, "forcedDrop")
+    factory.control.disconnect(call, "forcedDrop")
     factory.broadcast(f"Call number {call.number} disconnected.")
 
 
@@ -511,37 +497,60 @@ def _call_by_id(factory, text: str):
         call_id = parse_guid(text)
     except ValueError:
         return None
-    return factory.gatekeeper.calls.find_call_id(call_id)
+    return factory.control.call_with_id(call_id)
 
 
 @command("ClearCalls", "cc", in_full=True, summary="disconnect every call")
 def clear_calls(factory, session, args):
-    for call in list(factory.gatekeeper.calls):
-        factory.gatekeeper.controller.disconnect(call, "forcedDrop")
+    for call in factory.control.calls():
+        factory.control.disconnect(call, "forcedDrop")
     factory.broadcast("All calls cleared.")
 
 
 # -- virtual queues and call transfer ------------------------------------------
-# RouteToAlias/RouteToGateway/RouteReject answer pending RouteRequests; the
-# virtual queue service registers itself as ``gatekeeper.virtual_queues``, an
-# object with ``answer(kind, args) -> str | None``: None when the request was
-# answered (GnuGk prints nothing then), else a line to send (an error). With
-# no queue service nothing can be pending.
+# RouteToAlias/RouteToGateway/RouteReject answer pending RouteRequests. The
+# words are read here; the control passes the values to the virtual queues,
+# which answer None when the call was routed (GnuGk prints nothing then),
+# else the error line to send.
 
 _ROUTE_TAIL = "[CALLID [CALLER-ID [CALLER-DISPLAY-IE [CALLED-DISPLAY-IE]]]]"
 
 
-def _route_answer(factory, session, args, kind: str, usage: str, minimum: int,
-                  maximum: int) -> None:
+class _BadWords(ValueError):
+    """A command's words do not parse: the message is the line to send."""
+
+
+def _waiting_call(args: list[str]) -> tuple[str, int, bytes | None]:
+    """``CALLING_ENDPOINT_ID CRV [CALLID ...]``: which waiting call is meant."""
+    endpoint_id, crv_text = args[0], args[1]
+    try:
+        crv = int(crv_text, 10)
+    except ValueError:
+        raise _BadWords(f"Error: CallRef {crv_text} is not a number") from None
+    call_id = None
+    if len(args) > 2:
+        try:
+            call_id = parse_guid(args[2])
+        except ValueError:
+            raise _BadWords(f"Error: {args[2]} is not a call identifier") from None
+    return endpoint_id, crv, call_id
+
+
+def _alias(text: str, what: str = "bad alias") -> Alias:
+    try:
+        return parse_alias(text)
+    except ValueError as error:
+        raise _BadWords(f"Error: {what} {text}: {error}") from None
+
+
+def _route_answer(session, args, usage: str, minimum: int, maximum: int, answer) -> None:
     if not minimum <= len(args) <= maximum:
         session.send_line(f"Syntax Error: {usage}")
         return
-    queues = getattr(factory.gatekeeper, "virtual_queues", None)
-    if queues is None:
-        epid, crv = args[minimum - 2], args[minimum - 1]
-        session.send_line(f"Error: no RouteRequest pending for {epid} {crv}")
-        return
-    reply = queues.answer(kind, args)
+    try:
+        reply = answer()
+    except _BadWords as error:
+        reply = str(error)
     if reply is not None:
         session.send_line(reply)
 
@@ -549,24 +558,44 @@ def _route_answer(factory, session, args, kind: str, usage: str, minimum: int,
 @command("RouteToAlias", "rta", usage="TARGET_ALIAS CALLING_ENDPOINT_ID CRV " + _ROUTE_TAIL,
          summary="route a call waiting in a virtual queue to an alias")
 def route_to_alias(factory, session, args):
-    _route_answer(factory, session, args, "alias",
-                  f"RouteToAlias TARGET_ALIAS CALLING_ENDPOINT_ID CRV {_ROUTE_TAIL}", 3, 7)
+    def answer():
+        waiting = _waiting_call(args[1:])
+        return factory.control.route_to_alias(*waiting, _alias(args[0]))
+
+    _route_answer(session, args, f"RouteToAlias TARGET_ALIAS CALLING_ENDPOINT_ID CRV {_ROUTE_TAIL}",
+                  3, 7, answer)
 
 
 @command("RouteToGateway", "rtg",
          usage="TARGET_ALIAS TARGET_IP CALLING_ENDPOINT_ID CRV " + _ROUTE_TAIL,
          summary="route a waiting call to a gateway's address")
 def route_to_gateway(factory, session, args):
-    _route_answer(factory, session, args, "gateway",
+    def answer():
+        waiting = _waiting_call(args[2:])
+        try:
+            alias = parse_alias(args[0])
+            address = parse_address(args[1], 1720)
+        except ValueError as error:
+            raise _BadWords(f"Error: {error}") from None
+        return factory.control.route_to_gateway(*waiting, alias, address)
+
+    _route_answer(session, args,
                   f"RouteToGateway TARGET_ALIAS TARGET_IP CALLING_ENDPOINT_ID CRV {_ROUTE_TAIL}",
-                  4, 8)
+                  4, 8, answer)
 
 
 @command("RouteReject", "rr", usage="CALLING_ENDPOINT_ID CRV [CALLID [REASON]]",
          summary="reject a call waiting in a virtual queue")
 def route_reject(factory, session, args):
-    _route_answer(factory, session, args, "reject",
-                  "RouteReject CALLING_ENDPOINT_ID CRV [CALLID [REASON]]", 2, 4)
+    def answer():
+        waiting = _waiting_call(args)
+        reason: str | int | None = None
+        if len(args) > 3:
+            reason = int(args[3]) if args[3].isdigit() else args[3]
+        return factory.control.route_reject(*waiting, reason)
+
+    _route_answer(session, args, "RouteReject CALLING_ENDPOINT_ID CRV [CALLID [REASON]]", 2, 4,
+                  answer)
 
 
 def unsupported(session, name: str) -> None:
@@ -597,24 +626,97 @@ def route_to_internal_gateway(factory, session, args):
 
 
 @command("SendProceeding", usage="CALLID",
-         summary="send CallProceeding to a waiting unregistered caller")
+         summary="answer a routed call's Setup with the gatekeeper's own CallProceeding")
 def send_proceeding(factory, session, args):
-    if len(args) != 1:
+    if not args:
         session.send_line("Syntax Error: SendProceeding CALLID")
         return
-    unsupported(session, "SendProceeding")
+    if not factory.control.routed():
+        session.send_line("Error: SendProceeding needs gatekeeper-routed call signalling "
+                          "(--routed or [RoutedMode] GKRouted=1)")
+        return
+    text = " ".join(args)
+    call = _call_by_id(factory, text)
+    if call is None:
+        session.send_line(f"Can't find call ID {text}")
+        return
+    error = factory.control.send_proceeding(call)
+    session.send_line(error if error is not None
+                      else f"CallProceeding sent for call number {call.number}")
+
+
+#: TransferCall's methods: GnuGk's default, Facility callForwarded, is the one
+#: this gatekeeper has.
+_TRANSFER_METHODS = ("facilityforward",)
+_PARTY_WORDS = {"caller": "caller", "called": "callee", "callee": "callee"}
+
+
+def _call_of_alias(factory, text: str):
+    """The call a party with this alias is in, and which party it is: an
+    established routed call first. None if the alias is in no call."""
+    endpoint = factory.control.endpoint_with_alias(text)
+    candidates = []
+    if endpoint is not None:
+        for call in factory.control.calls_of(endpoint):
+            party = "caller" if call.caller_endpoint_id == endpoint.endpoint_id else "callee"
+            candidates.append((call, party))
+    else:
+        for call in factory.control.calls():
+            if any(alias.value == text for alias in call.source_info):
+                candidates.append((call, "caller"))
+            elif any(alias.value == text for alias in call.destination_info):
+                candidates.append((call, "callee"))
+    candidates.sort(key=lambda found: (not (found[0].routed and found[0].connected),
+                                       found[0].number))
+    return candidates[0] if candidates else None
 
 
 @command("TransferCall", "tc",
          usage="SOURCE DESTINATION, or CALLID CALLER|CALLED DESTINATION [TRANSFER-METHOD]",
-         summary="transfer an established call (needs routed mode)")
+         summary="transfer an established routed call: the party asked calls DESTINATION")
 def transfer_call(factory, session, args):
     if not 2 <= len(args) <= 4:
         session.send_line("Syntax Error: TransferCall SOURCE DESTINATION or TransferCall CALLID "
                           "CALLER|CALLED DESTINATION [TRANSFER-METHOD]")
         return
-    session.send_line("Error: TransferCall needs gatekeeper-routed call signalling, "
-                      "which this gatekeeper does not carry yet")
+    if not factory.control.routed():
+        session.send_line("Error: TransferCall needs gatekeeper-routed call signalling "
+                          "(--routed or [RoutedMode] GKRouted=1)")
+        return
+    if len(args) == 2:
+        found = _call_of_alias(factory, args[0])
+        if found is None:
+            session.send_line(f"Error: no call of {args[0]} found")
+            return
+        call, party = found
+        target = args[1]
+    else:
+        party = _PARTY_WORDS.get(args[1].lower())
+        if party is None:
+            session.send_line("Syntax Error: TransferCall CALLID CALLER|CALLED DESTINATION "
+                              "[TRANSFER-METHOD]")
+            return
+        target = args[2]
+        if len(args) == 4 and args[3].lower() not in _TRANSFER_METHODS:
+            session.send_line(f"Error: transfer method {args[3]} is not supported "
+                              "(FacilityForward is)")
+            return
+        call = _call_by_id(factory, args[0])
+        if call is None:
+            session.send_line(f"Can't find call ID {args[0]}")
+            return
+    try:
+        destination = _alias(target)
+    except _BadWords as error:
+        session.send_line(str(error))
+        return
+    error = factory.control.transfer(call, party, (destination,))
+    if error is not None:
+        session.send_line(error)
+        return
+    who = "caller" if party == "caller" else "called party"
+    session.send_line(f"Transferring call number {call.number}: the {who} is asked to call "
+                      f"{target}")
 
 
 @command("RerouteCall", "rrc", usage="CALLID CALLER|CALLED DESTINATION",
@@ -658,7 +760,7 @@ def _first_alias(aliases) -> str:
 
 
 def _vendor(factory, endpoint_id: str) -> str:
-    endpoint = factory.gatekeeper.registry.get(endpoint_id) if endpoint_id else None
+    endpoint = factory.control.endpoint(endpoint_id) if endpoint_id else None
     vendor = getattr(endpoint, "vendor", None)
     if vendor is None or not (vendor.product or vendor.version):
         return "unknown"
@@ -701,10 +803,7 @@ def call_info_lines(factory, call) -> list[str]:
 
 @command("ResetCallCounters", summary="set the call counters back to zero")
 def reset_call_counters(factory, session, args):
-    calls = factory.gatekeeper.calls
-    calls.total = 0
-    calls.total_connected = 0
-    calls.peak, calls.peak_time = len(calls), None
+    factory.control.reset_call_counters()
     session.send_line("Call counters reset")
 
 
@@ -762,7 +861,7 @@ def _as_integer(word: str) -> int:
 
 
 def _ini(factory):
-    return factory.gatekeeper.config.ini
+    return factory.control.config_ini()
 
 
 def _section_name(ini, name: str) -> str:
@@ -793,7 +892,7 @@ def _debug_cfg(factory, session, args):
 
 
 def _edit(factory, session, new_ini) -> bool:
-    ok, message = factory.gatekeeper.edit_config(new_ini)
+    ok, message = factory.control.edit_config(new_ini)
     if not ok:
         session.send_line(f"Error: {message}")
     return ok
@@ -823,8 +922,8 @@ def _debug_remove(factory, session, args):
 def _debug_printrm(factory, session, args):
     verbose = bool(args)
     lines = ["AllRemoved"]
-    removed = list(factory.gatekeeper.registry.removed)
-    for _, _, endpoint in removed:
+    removed = factory.control.removed_endpoints()
+    for endpoint in removed:
         lines.append(rcf_line(endpoint))
         if verbose:
             lines.extend(verbose_lines(endpoint))
@@ -961,7 +1060,7 @@ def print_prefix_capacities(factory, session, args):
 
 @command("PrintEndpointQoS", "peq", summary="QoS values of every endpoint")
 def print_endpoint_qos(factory, session, args):
-    endpoints = list(factory.gatekeeper.registry)
+    endpoints = factory.control.endpoints()
     lines = ["EndpointQoS"]
     for endpoint in endpoints:
         last = time.strftime("%Y-%m-%d T %H:%M:%S Z", time.gmtime(endpoint.last_seen))
@@ -1042,7 +1141,7 @@ def reload(factory, session, args):
         return
     # The outcome reaches every session through the ConfigReloaded event:
     # "Full Config reloaded." or "Reload failed: <file, section, key, value>".
-    factory.gatekeeper.reload("command")
+    factory.control.reload("command")
 
 
 @command("Shutdown", in_full=True,
@@ -1052,7 +1151,7 @@ def shutdown(factory, session, args):
         session.send_line("Shutdown not allowed!")   # GnuGk's words
         return
     statistics(factory, session, [])
-    if not factory.gatekeeper.shutdown():
+    if not factory.control.shutdown():
         session.send_line("Error: this gatekeeper cannot be stopped from here")
         return
     factory.log.info("shutdown requested by status client {peer}", peer=session.peer)

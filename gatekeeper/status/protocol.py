@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory
@@ -41,6 +41,9 @@ from gatekeeper.ratelimit import RateLimitedLog
 from gatekeeper.status import telnet
 from gatekeeper.status.auth import AuthRules, Verdict
 from gatekeeper.status.formats import format_event
+
+if TYPE_CHECKING:      # pragma: no cover - types only
+    from gatekeeper.control import GatekeeperControl
 
 # What a session waits for before it is logged in.
 _USER, _PASSWORD = "user", "password"
@@ -354,10 +357,11 @@ class StatusFactory(ServerFactory):
     #: re-registrations, only for new registrations.
     new_rcf_only = False
 
-    def __init__(self, gatekeeper: Any, clock: IReactorTime, default_trace_level: int = 2,
+    def __init__(self, control: GatekeeperControl, clock: IReactorTime,
+                 default_trace_level: int = 2,
                  max_clients: int = 20, max_line: int = 8192,
                  max_output: int = 4 * 1024 * 1024, auth: AuthRules | None = None) -> None:
-        self.gatekeeper = gatekeeper
+        self.control = control
         self.clock = clock
         self.auth = auth if auth is not None else AuthRules()
         self.default_trace_level = default_trace_level
@@ -463,8 +467,7 @@ class StatusFactory(ServerFactory):
         self.commands.run(self, session, line)
 
     def gatekeeper_name(self) -> str:
-        settings = getattr(self.gatekeeper, "settings", None)
-        return getattr(settings, "gatekeeper_id", "gatekeeper")
+        return self.control.gatekeeper_name()
 
     def start_time(self) -> float:
-        return getattr(self.gatekeeper, "start_time", 0.0)
+        return self.control.start_time()
