@@ -398,3 +398,64 @@ def test_disconnect_call_on_a_routed_call_releases_both_ooh323c_endpoints(routed
     assert "OO_REASON_REMOTE_CLEARED" in bob.wait_for_output("onCallCleared", timeout=5)
     assert wait_until(lambda: len(lab.cdr_lines()) == 1), lab.cdr_lines()
     assert lab.commands.command("c")[-1].startswith("Number of Calls: 0 ")
+
+
+def test_transfer_call_moves_an_ooh323c_caller_to_a_third_endpoint(routed_lab):
+    """TransferCall alice 3003: alice (ooh323c) gets Facility callForwarded
+    through the gatekeeper, releases her call with bob and calls carol, again
+    through the gatekeeper (ARQ, routed Setup)."""
+    lab = routed_lab
+    bob = lab.bob(exit_after=20)
+    lab.registered(bob)
+    carol = lab.start("carol", "--listen", "-exit-after", "20", h323id="carol", number="3003")
+    carol_id = lab.registered(carol)
+    alice = lab.alice("-duration", "12", "-exit-after", "20", "2002")
+    alice_id = lab.registered(alice)
+    bob.wait_for_output("onCallEstablished")
+    alice.wait_for_output("onCallEstablished")
+    lab.commands.sock.sendall(b"TransferCall alice 3003\r\n")
+    reply = lab.commands.read_until(lambda line: line.startswith(("Transferring", "Error")))[-1]
+    assert reply == "Transferring call number 1: the caller is asked to call 3003", reply
+    # bob is released through the gatekeeper; carol is called by alice
+    # alice released with reason facilityCallDeflection, relayed to bob as it was
+    assert "OO_REASON_REMOTE_FWDED" in bob.wait_for_output("onCallCleared", timeout=8)
+    assert "onIncomingCall" in carol.wait_for_output("onCallEstablished", timeout=10)
+    acfs = lab.events.wait_for_lines("ACF|", 4, timeout=10)       # 2 per call
+    second = [line for line in acfs[2:] if "|false|" in line]
+    assert second and second[0].rstrip(";").split("|")[1:3] == [alice.signal_address, alice_id]
+    assert "Call Forward Facility message received" in alice.trace_log()
+    # the first call ended once, with its CDR; the new one is up, routed
+    assert wait_until(lambda: len(lab.cdr_lines()) >= 1), lab.cdr_lines()
+    listing = lab.commands.command("c")
+    assert listing[-1].startswith("Number of Calls: 1 ") and listing[-1].endswith(" Proxied: 1"), \
+        listing
+    assert any(carol_id in line for line in listing), listing
+
+
+def test_generated_call_proceeding_with_ooh323c(tmp_path, chansetup):
+    """[RoutedMode] GenerateCallProceeding=1: alice's Setup is answered by the
+    gatekeeper's CallProceeding; bob's own never reaches her as a second one,
+    and the call (fastStart, tunnelled H.245) is set up and cleared as usual."""
+    config = tmp_path / "gatekeeper.ini"
+    config.write_text("[RoutedMode]\nGenerateCallProceeding=1\n")
+    signal_port = free_port(socket.SOCK_STREAM)
+    labs = _lab(tmp_path, chansetup, "--config", str(config), "--routed", "--call-signal-port",
+                str(signal_port), signal_port=signal_port)
+    lab = next(labs)
+    try:
+        bob = lab.bob(exit_after=10)
+        lab.registered(bob)
+        alice = lab.alice("-duration", "2", "-exit-after", "10", "2002")
+        lab.registered(alice)
+        assert "onIncomingCall" in bob.wait_for_output("onCallEstablished")
+        alice.wait_for_output("onCallEstablished")
+        assert "OO_REASON_LOCAL_CLEARED" in alice.wait_for_output("onCallCleared", timeout=10)
+        # ooh323c's callee sends no CallProceeding (Alerting only): the one
+        # alice got is the gatekeeper's, and she went on to tunnel H.245.
+        assert "Sent Message - CallProceeding" not in bob.trace_log()
+        assert alice.trace_log().count("H.225 Call Proceeding message received") == 1
+        assert "Sent Message - Facility(OOTerminalCapabilitySet)" in alice.trace_log()
+        assert wait_until(lambda: len(lab.cdr_lines()) == 1), lab.cdr_lines()
+        assert lab.cdr_lines()[0].split("|")[4] != "unconnected"
+    finally:
+        next(labs, None)
