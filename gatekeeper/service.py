@@ -26,8 +26,7 @@ from gatekeeper.manhole import gatekeeper_namespace, manhole_service
 from gatekeeper.events import AccountingLine, ConfigReloaded, EventBus
 from gatekeeper.ras.controller import RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
-from gatekeeper.status.filtering import StatusFilters
-from gatekeeper.status.protocol import StatusFactory
+from gatekeeper.status.protocol import StatusFactory, StatusSettings
 from gatekeeper.core.admission import SetupAdmission
 from gatekeeper.signalling.relay import SignallingServer, signalling_settings
 
@@ -122,9 +121,6 @@ class GatekeeperService(service.MultiService):
                                     default_trace_level=main.status_trace_level,
                                     max_clients=main.max_status_clients,
                                     auth=self.config.status_auth)
-        # Read at each connect, so new sessions follow a reload (as GnuGk).
-        self.status.make_filters = lambda: StatusFilters.from_settings(
-            self.config.status_filtering)
         self.bus.subscribe(self.status)
         # After the status factory, so that a CDR line comes before CALL|Stop.
         self.accounting = self._accounting(self.config)
@@ -279,10 +275,9 @@ class GatekeeperService(service.MultiService):
         self.controller.rewrite_rules = config.rewrite_e164
         self.controller.policy = config.ras_policy
         main = config.main
-        self.status.auth = config.status_auth
-        self.status.new_rcf_only = config.status_filtering.new_rcf_only
-        self.status.default_trace_level = main.status_trace_level
-        self.status.max_clients = main.max_status_clients
+        # New sessions follow a reload (as GnuGk); logged-in ones keep theirs.
+        self.status.reconfigure(StatusSettings(config.status_auth, config.status_filtering,
+                                               main.status_trace_level, main.max_status_clients))
         if getattr(self, "signalling", None) is not None:
             self.signalling.reconfigure(signalling_settings(config.routed_mode))
         self._apply_manhole(config)

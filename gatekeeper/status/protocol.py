@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime
@@ -346,6 +347,18 @@ class StatusSession(Protocol):
         self._queued = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StatusSettings:
+    """What a reload changes on the status port: who may log in and how
+    (``[GkStatus::Auth]``), the filters new sessions start with
+    (``[GkStatus::Filtering]``), ``StatusTraceLevel`` and ``MaxStatusClients``."""
+
+    auth: AuthRules = field(default_factory=AuthRules)
+    filtering: Any = None                 # StatusFilteringSettings; None: no filters
+    default_trace_level: int = 2
+    max_clients: int = 20
+
+
 class StatusFactory(ServerFactory):
     """All status sessions, fed from the event bus."""
 
@@ -381,6 +394,20 @@ class StatusFactory(ServerFactory):
         self.trouble = RateLimitedLog(self.log, clock)
         from gatekeeper.status import commands  # the table refers back to sessions
         self.commands = commands
+
+    def reconfigure(self, settings: StatusSettings) -> None:
+        """A reload: new sessions get the new rules; sessions logged in stay."""
+        self.auth = settings.auth
+        self.default_trace_level = settings.default_trace_level
+        self.max_clients = settings.max_clients
+        filtering = settings.filtering
+        if filtering is None:
+            self.make_filters = None
+            self.new_rcf_only = False
+        else:
+            from gatekeeper.status.filtering import StatusFilters
+            self.make_filters = lambda: StatusFilters.from_settings(filtering)
+            self.new_rcf_only = filtering.new_rcf_only
 
     def buildProtocol(self, addr: Any) -> StatusSession:
         return StatusSession(self)
