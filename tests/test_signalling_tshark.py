@@ -38,6 +38,7 @@ from twisted.python.failure import Failure
 from gatekeeper.h225 import callsignal, q931, ras, tpkt
 from gatekeeper.h225.q931 import Q931Message, UserUser
 from gatekeeper.signalling.relay import SignallingSettings
+from gatekeeper.testing import VENDOR
 
 from oracles import (
     CHECK_CHECKSUMS,
@@ -280,6 +281,43 @@ def own_release_streams() -> list[Stream]:
     return streams
 
 
+def own_message_streams() -> list[Stream]:
+    """The gatekeeper's own messages on a call it relays: its CallProceeding
+    (GenerateCallProceeding), the callee's CallProceeding passed on as Facility
+    forwardedElements, and TransferCall's Facility callForwarded to each party."""
+    gk = new_gatekeeper(SignallingSettings(setup_timeout=SETTINGS.setup_timeout,
+                                           signal_timeout=SETTINGS.signal_timeout,
+                                           alerting_timeout=SETTINGS.alerting_timeout,
+                                           generate_call_proceeding=True))
+    call_id = gk.admit(1, 2)
+    caller = gk.connect_caller("10.0.0.1")
+    caller.send(setup_message(call_id, "1002"))
+    callee = _callee(gk, 40021)
+    call = gk.calls.find_call_id(call_id)
+    callee_crv = gk.server.relays[call.number].callee_crv
+    proceeding = {"protocolIdentifier": ras.PROTOCOL_IDENTIFIER, "callIdentifier": {"guid": call_id},
+                  "destinationInfo": ras.endpoint_type_value("terminal", VENDOR),
+                  "h245Address": ras.transport_to_asn(("10.0.0.2", 30000)),
+                  "fastStart": FAST_START[:1], "multipleCalls": False, "maintainConnection": False}
+    callee.send(signal(q931.CALL_PROCEEDING, callee_crv, True, "callProceeding", proceeding))
+    callee.send(connect_message(call_id, callee_crv))
+    assert gk.server.transfer(call, "callee", (ras.Alias("dialledDigits", "1003"),)) is None
+    assert gk.server.transfer(call, "caller", (ras.Alias("h323-ID", "carol"),)) is None
+    own = {"crv": CALLER_CRV, "flag": True, "call_id": call_id}
+    return [
+        signalling_stream("generated caller leg", caller, False, [
+            {"type": q931.CALL_PROCEEDING, "body": "callProceeding", **own},
+            {"type": q931.FACILITY, "body": "facility", "fast_start": 1, **own},
+            {"type": q931.CONNECT, "body": "connect", "fast_start": 1, **own},
+            {"type": q931.FACILITY, "body": "facility", **own}]),
+        signalling_stream("generated callee leg", callee, True, [
+            {"type": q931.SETUP, "body": "setup", "crv": callee_crv, "flag": False,
+             "call_id": call_id, "fast_start": len(FAST_START)},
+            {"type": q931.FACILITY, "body": "facility", "crv": callee_crv, "flag": False,
+             "call_id": call_id}]),
+    ]
+
+
 # --- pcaps and tshark ----------------------------------------------------------------------------
 
 def _chunks(data: bytes, sizes: tuple[int, ...]) -> list[bytes]:
@@ -326,6 +364,7 @@ class Decoded:
 def decoded(tmp_path_factory) -> Decoded:
     streams, facts = routed_call_streams()
     streams += own_release_streams()
+    streams += own_message_streams()
     labels, expected = [], []
     for stream in streams:
         frames = split_tpkt(stream.data)
@@ -380,6 +419,7 @@ def test_the_gatekeeper_wrote_every_leg_it_should(decoded):
         "timeout callee leg": 2, "timeout caller leg": 1,
         "bad uuie callee leg": 2, "bad uuie caller leg": 1,
         "unreachable caller leg": 1, "refused setup": 1,
+        "generated caller leg": 4, "generated callee leg": 2,
     }
 
 
@@ -502,3 +542,24 @@ def test_reassembled_streams_decode_to_the_same_messages(decoded, tmp_path):
             for a in alternatives(packet, name) if not shown(packet, "q931.message_type")]
     assert sorted(h245) == sorted(["masterSlaveDetermination", "terminalCapabilitySet",
                                    "masterSlaveDeterminationAck", "terminalCapabilitySetAck"])
+
+
+def test_the_gatekeepers_call_proceeding_is_a_provisional_response(decoded):
+    fields = by_label(decoded, "generated caller leg #0")
+    names = {f.name for f in fields}
+    assert any("provisionalRespToH245Tunnelling" in name for name in names), sorted(names)
+    assert shown(fields, "h225.h245Tunnelling") == ["True"] or \
+        shown(fields, "h225.h245Tunnelling") == ["1"]
+
+
+def test_forwarded_elements_and_transfers_are_decoded_as_meant(decoded):
+    forwarded = by_label(decoded, "generated caller leg #1")
+    assert alternatives(forwarded, "h225.reason") == ["forwardedElements"]
+    assert shown(forwarded, "h225.h245Ip") == ["10.0.0.2"]
+    assert shown(forwarded, "h225.h245IpPort") == ["30000"]
+    to_caller = by_label(decoded, "generated caller leg #3")
+    assert alternatives(to_caller, "h225.reason") == ["callForwarded"]
+    assert "carol" in shown(to_caller, "h225.h323_ID")
+    to_callee = by_label(decoded, "generated callee leg #1")
+    assert alternatives(to_callee, "h225.reason") == ["callForwarded"]
+    assert "1003" in shown(to_callee, "h225.dialledDigits")
