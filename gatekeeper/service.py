@@ -43,6 +43,10 @@ class ListenSettings:
     call_signal_port: int = 0        # routed mode's call signalling (TCP); 0: none
 
 
+#: listen() backlog of the call signalling port (the kernel caps it at somaxconn).
+SIGNALLING_BACKLOG = 1024
+
+
 class ListenError(GatekeeperError):
     """A socket the gatekeeper needs could not be opened at start.
 
@@ -135,7 +139,10 @@ class GatekeeperService(service.MultiService):
         self.signalling: SignallingServer | None = None
         if listen.call_signal_port:
             self.signalling = self._signalling(connector if connector is not None else clock)
+            # A burst of calls (or of connections that never send a Setup)
+            # must not overflow the accept queue: Twisted's default is 50.
             self.signalling_server = internet.TCPServer(listen.call_signal_port, self.signalling,
+                                                        backlog=SIGNALLING_BACKLOG,
                                                         interface=listen.interface)
             self.signalling_server.setName("signalling")
             self.signalling_server.setServiceParent(self)
