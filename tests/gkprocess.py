@@ -150,3 +150,55 @@ class StatusSession:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class ReactorDriver:
+    """A private Twisted reactor (not the global one) for integration tests
+    that talk to the real gatekeeper with Twisted protocols (FakeEndpoint's
+    call signalling side): :meth:`run` iterates it until a Deferred fires.
+    :meth:`close` drops every connection and port it still has."""
+
+    def __init__(self) -> None:
+        from twisted.internet.selectreactor import SelectReactor
+
+        self.reactor = SelectReactor()
+        self.ports: list = []
+
+    def run(self, deferred, timeout: float = 15.0):
+        """Iterate until ``deferred`` fires; its result, or its failure raised."""
+        from twisted.python.failure import Failure
+
+        result: list = []
+        deferred.addBoth(result.append)
+        deadline = time.monotonic() + timeout
+        while not result:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing within {timeout} s")
+            self.reactor.iterate(0.005)
+        if isinstance(result[0], Failure):
+            result[0].raiseException()
+        return result[0]
+
+    def sleep(self, seconds: float) -> None:
+        from twisted.internet import task
+
+        self.run(task.deferLater(self.reactor, seconds, lambda: None), seconds + 10)
+
+    def listen_udp(self, *args, **kwargs):
+        port = self.reactor.listenUDP(*args, **kwargs)
+        self.ports.append(port)
+        return port
+
+    def close(self) -> None:
+        for port in self.ports:
+            port.stopListening()
+        for selectable in self.reactor.removeAll():
+            try:
+                selectable.connectionLost(None)
+            except Exception:
+                pass
+        for call in self.reactor.getDelayedCalls():
+            if call.active():
+                call.cancel()
+        for _ in range(5):
+            self.reactor.iterate(0)

@@ -1,0 +1,315 @@
+"""Gatekeeper-routed calls through the real ``twistd -n gatekeeper --routed``
+(issue 11), with FakeEndpoints over real 127.0.0.1 sockets: RAS over UDP,
+call signalling over TCP (gatekeeper.testing's caller and callee legs, run on
+a private reactor by gkprocess.ReactorDriver).
+
+A whole call (RRQ, ARQ, Setup -> CallProceeding -> Alerting -> Connect ->
+ReleaseComplete, DRQ from both) and its CDR line in cdr.log (connect time,
+Q.850 cause), the status port's view of it (``c``, ``cv``, ``s``),
+DisconnectCall on a live call, a Setup for no admitted call, a refused call
+and SignalTimeout from ``[RoutedMode]`` in the configuration file.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from twisted.internet import defer
+
+from gatekeeper.h225 import q931, ras
+from gatekeeper.testing import CalleeScript, FakeEndpoint, RasClient
+from gkprocess import GatekeeperProcess, ReactorDriver, StatusSession, free_port
+
+FAST_START = [bytes.fromhex("0000000c2013800a04000100c000020a1389")]
+#: CDR fields: number, call id, connect time, disconnect time, duration, cause, reason.
+CDR_STRING = "%n|%{CallId}|%{connect-time}|%{disconnect-time}|%d|%c|%{release-reason}"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def write_config(workdir: Path, signal_timeout_ms: int | None = None) -> Path:
+    routed = "[RoutedMode]\nGKRouted=1\n"
+    if signal_timeout_ms is not None:
+        routed += f"SignalTimeout={signal_timeout_ms}\n"
+    path = workdir / "gatekeeper.ini"
+    path.write_text(routed + "[Gatekeeper::Acct]\nFileAcct=required;stop\n"
+                    f"[FileAcct]\nCDRString={CDR_STRING}\nTimestampFormat={TIME_FORMAT}\n")
+    return path
+
+
+class Lab:
+    """The gatekeeper, a status session, a private reactor, and endpoints."""
+
+    def __init__(self, workdir: Path, signal_timeout_ms: int | None = None) -> None:
+        self.workdir = workdir
+        self.ras_port = free_port()
+        self.signal_port = free_port(socket.SOCK_STREAM)
+        self.status_port = free_port(socket.SOCK_STREAM)
+        config = write_config(workdir, signal_timeout_ms)
+        self.gatekeeper = GatekeeperProcess(
+            workdir, "--config", str(config), "--routed", "--call-signal-port",
+            str(self.signal_port), "--interface", "127.0.0.1", "--ras-port", str(self.ras_port),
+            "--discovery-port", "0", "--status-port", str(self.status_port))
+        self.driver = ReactorDriver()
+        self.reactor = self.driver.reactor
+        self.status: StatusSession | None = None
+        self.ras: dict[str, RasClient] = {}
+
+    def start(self) -> "Lab":
+        self.gatekeeper.start()
+        self.status = StatusSession(self.status_port, trace=0)
+        return self
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.close()
+        self.driver.close()
+        self.gatekeeper.stop()
+
+    @property
+    def gk_signal(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.signal_port)
+
+    def run(self, deferred, timeout: float = 15.0):
+        return self.driver.run(deferred, timeout)
+
+    def endpoint(self, name: str, number: str, script: CalleeScript | None = None,
+                 answer_arq: bool = True) -> FakeEndpoint:
+        """A registered endpoint, listening for call signalling; it answers
+        calls as ``script`` says (and, with ``answer_arq``, asks admission for
+        each before it answers)."""
+        endpoint = FakeEndpoint([number, name], ("127.0.0.1", 0), ("127.0.0.1", 0))
+        client = RasClient.listen(self.reactor, endpoint, ("127.0.0.1", self.ras_port))
+        self.ras[name] = client
+        on_setup = (lambda leg: self.answer_arq(endpoint, leg)) if answer_arq else None
+        endpoint.listen_signalling(self.reactor, script or CalleeScript(), on_setup=on_setup)
+        pdu = self.run(client.request(endpoint.rrq()))
+        assert pdu.kind == "registrationConfirm", pdu.kind
+        return endpoint
+
+    @defer.inlineCallbacks
+    def answer_arq(self, endpoint: FakeEndpoint, leg):
+        """The callee's ARQ (answerCall) for the call of a Setup it received."""
+        message = leg.setup.message
+        pdu = yield self.ras_of(endpoint).request(endpoint.arq(
+            ras.aliases_from_asn(message.body.get("destinationAddress")), answer_call=True,
+            call_id=leg.call_id, conference_id=message.body["conferenceID"], crv=leg.crv))
+        assert pdu.kind == "admissionConfirm", pdu.kind
+
+    def ras_of(self, endpoint: FakeEndpoint) -> RasClient:
+        return next(c for c in self.ras.values() if c.endpoint is endpoint)
+
+    def admitted(self, caller: FakeEndpoint, number: str) -> bytes:
+        """ARQ for a call to ``number``; the ACF read; the call identifier."""
+        call_id = ras.new_guid()
+        pdu = self.run(self.ras_of(caller).request(caller.arq([number], call_id=call_id)))
+        assert pdu.kind == "admissionConfirm", pdu.kind
+        return call_id
+
+    def drq(self, endpoint: FakeEndpoint, call_id: bytes) -> str:
+        return self.run(self.ras_of(endpoint).request(endpoint.drq(call_id))).kind
+
+    def cdr_lines(self) -> list[str]:
+        path = self.workdir / "cdr.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def wait_cdrs(self, count: int, timeout: float = 10.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while len(self.cdr_lines()) < count and time.monotonic() < deadline:
+            self.driver.sleep(0.05)
+        return self.cdr_lines()
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = Lab(tmp_path).start()
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def answered(lab: Lab, script: CalleeScript = CalleeScript(delays=0.05)):
+    """alice (1001) calls bob (2002), who answers as ``script`` says: the
+    call id, alice's leg, bob's leg once his Setup arrived."""
+    bob = lab.endpoint("bob", "2002", script)
+    alice = lab.endpoint("alice", "1001")
+    call_id = lab.admitted(alice, "2002")
+    call = alice.calls[call_id]
+    assert call.call_model == "gatekeeperRouted"
+    assert call.signal_address == lab.gk_signal      # the ACF names the gatekeeper
+    next_leg = bob.callee.next_leg()
+    caller = alice.place_call(lab.reactor, call_id, fast_start=FAST_START)
+    callee = lab.run(next_leg)
+    lab.run(callee.wait_for(q931.SETUP))
+    return alice, bob, call_id, caller, callee
+
+
+def test_routed_call_setup_to_release_with_cdr_and_status(lab):
+    alice, bob, call_id, caller, callee = answered(lab)
+    connect = lab.run(caller.wait_for(q931.CONNECT))
+    assert caller.types() == [q931.CALL_PROCEEDING, q931.ALERTING, q931.CONNECT]
+    assert connect.call_id == call_id
+    assert caller.problems() == []
+    # bob got the call from the gatekeeper, with the gatekeeper as source and
+    # himself as destination; alice's address is nowhere in the Setup
+    assert callee.problems(call_id=call_id, source=callee.peer,
+                           destination=bob.signal_address) == []
+    setup = callee.setup.message
+    assert callee.peer[1] != alice.signal_address[1]
+    assert setup.address("sourceCallSignalAddress") != alice.signal_address
+    assert setup.body["fastStart"] == FAST_START
+    assert setup.body["conferenceID"] == alice.calls[call_id].conference_id
+    assert ras.aliases_from_asn(setup.body["destinationAddress"]) == (ras.parse_alias("2002"),)
+    assert [a.value for a in ras.aliases_from_asn(setup.body["sourceAddress"])] == \
+        ["1001", "alice"]
+
+    # the status port: one routed call, connected, with both ACFs
+    listing = lab.status.command("c")
+    assert listing[-1] == "Number of Calls: 1 Active: 1 From Neighbor: 0 From Parent: 0 Proxied: 1"
+    spaced = " ".join(f"{b:02x}" for b in call_id)
+    assert listing[1].startswith("Call No. 1 | CallID " + spaced + " | ")
+    acfs = [line for line in listing if line.startswith("ACF|")]
+    assert len(acfs) == 2 and all(line.endswith("|Proxy;") for line in acfs)
+    verbose = lab.status.command("cv")
+    detail = next(line for line in verbose if line.startswith("# "))
+    assert "unconnected" not in detail
+    statistics = lab.status.command("s")
+    assert any(line.startswith("Current Calls: 1 Active: 1 ") and line.endswith("Proxied: 1")
+               for line in statistics), statistics
+
+    lab.driver.sleep(1.1)                 # a duration of at least one second
+    caller.release(q931.CAUSE_NORMAL_CALL_CLEARING)
+    release = lab.run(callee.wait_for(q931.RELEASE_COMPLETE))
+    assert release.cause == q931.CAUSE_NORMAL_CALL_CLEARING
+    assert release.crv == callee.crv and release.from_destination is False
+    lab.run(callee.lost)
+    lab.run(caller.lost)
+    assert lab.drq(alice, call_id) in ("disengageConfirm", "disengageReject")
+    assert lab.drq(bob, call_id) in ("disengageConfirm", "disengageReject")
+
+    [cdr] = lab.wait_cdrs(1)
+    number, cdr_call_id, connected, disconnected, duration, cause, _ = cdr.split("|")
+    assert number == "1" and cdr_call_id == spaced
+    assert connected != "" and disconnected != ""
+    connect_time = datetime.strptime(connected, TIME_FORMAT)
+    disconnect_time = datetime.strptime(disconnected, TIME_FORMAT)
+    assert 1 <= (disconnect_time - connect_time).total_seconds() <= 10
+    assert 1 <= int(duration) <= 10
+    assert cause == str(q931.CAUSE_NORMAL_CALL_CLEARING)
+    # one CDR although both sent DRQ after the ReleaseComplete; the call is gone
+    lab.driver.sleep(0.3)
+    assert len(lab.cdr_lines()) == 1
+    assert lab.status.command("c")[-1].startswith("Number of Calls: 0 ")
+    statistics = lab.status.command("s")
+    assert any(line.startswith("Total Calls: 1 Successful: 1 ") and " Proxied: 1 " in line
+               for line in statistics), statistics
+    assert "Traceback" not in lab.gatekeeper.log()
+
+
+def test_callee_release_reaches_the_caller_with_its_cause(lab):
+    alice, bob, call_id, caller, callee = answered(lab)
+    lab.run(caller.wait_for(q931.CONNECT))
+    callee.release(q931.CAUSE_NORMAL_UNSPECIFIED)
+    release = lab.run(caller.wait_for(q931.RELEASE_COMPLETE))
+    assert release.cause == q931.CAUSE_NORMAL_UNSPECIFIED
+    assert release.crv == alice.calls[call_id].crv and release.from_destination is True
+    lab.run(caller.lost)
+    [cdr] = lab.wait_cdrs(1)
+    assert cdr.split("|")[5] == str(q931.CAUSE_NORMAL_UNSPECIFIED)
+
+
+def test_disconnect_call_sends_release_complete_to_both_endpoints(lab):
+    alice, bob, call_id, caller, callee = answered(lab)
+    lab.run(caller.wait_for(q931.CONNECT))
+    caller_crv = alice.calls[call_id].crv
+    number = lab.status.command("c")[1].split(" | ")[0].removeprefix("Call No. ")
+    lab.status.sock.sendall(f"DisconnectCall {number}\r\n".encode())
+    to_caller = lab.run(caller.wait_for(q931.RELEASE_COMPLETE), timeout=5)
+    to_callee = lab.run(callee.wait_for(q931.RELEASE_COMPLETE), timeout=5)
+    assert to_caller.crv == caller_crv and to_caller.from_destination is True
+    assert to_callee.crv == callee.crv and to_callee.from_destination is False
+    assert to_caller.call_id == call_id and to_callee.call_id == call_id
+    lab.run(caller.lost)
+    lab.run(callee.lost)
+    assert not caller.released_by_me and not callee.released_by_me
+    # and, as GnuGk does, a DRQ to each endpoint (answered with DCF)
+    lab.driver.sleep(0.2)
+    for name in ("alice", "bob"):
+        drqs = [p for p in lab.ras[name].gatekeeper_requests if p.kind == "disengageRequest"]
+        assert len(drqs) == 1, (name, drqs)
+    [cdr] = lab.wait_cdrs(1)
+    assert cdr.split("|")[2] != ""            # it had connected
+    assert lab.status.command("c")[-1].startswith("Number of Calls: 0 ")
+
+
+def test_setup_for_no_admitted_call_gets_release_complete(lab):
+    bob = lab.endpoint("bob", "2002", CalleeScript())
+    alice = lab.endpoint("alice", "1001")
+    call_id = ras.new_guid()
+    alice.arq(["2002"], call_id=call_id)      # built, never sent: no ACF, no call
+    call = alice.calls[call_id]
+    call.signal_address = lab.gk_signal
+    leg = alice.place_call(lab.reactor, call_id)
+    release = lab.run(leg.wait_for(q931.RELEASE_COMPLETE))
+    assert release.crv == call.crv and release.from_destination is True
+    assert release.call_id == call_id
+    assert release.cause is not None
+    lab.run(leg.lost)
+    assert leg.types() == [q931.RELEASE_COMPLETE]
+    assert bob.callee.legs == []              # nobody was called
+    assert lab.cdr_lines() == []
+
+
+def test_refused_call_gets_the_callees_cause(lab):
+    alice, bob, call_id, caller, callee = answered(
+        lab, CalleeScript(refuse=q931.CAUSE_USER_BUSY, refuse_reason="inConf"))
+    release = lab.run(caller.wait_for(q931.RELEASE_COMPLETE))
+    assert release.cause == q931.CAUSE_USER_BUSY
+    lab.run(caller.lost)
+    [cdr] = lab.wait_cdrs(1)
+    fields = cdr.split("|")
+    assert fields[2] == "" and fields[5] == str(q931.CAUSE_USER_BUSY)   # never connected
+
+
+def test_signal_timeout_from_the_config_file_releases_an_unanswered_call(tmp_path):
+    lab = Lab(tmp_path, signal_timeout_ms=1000).start()
+    try:
+        began = time.monotonic()
+        alice, bob, call_id, caller, callee = answered(lab, CalleeScript(answers=()))
+        to_caller = lab.run(caller.wait_for(q931.RELEASE_COMPLETE), timeout=10)
+        waited = time.monotonic() - began
+        to_callee = lab.run(callee.wait_for(q931.RELEASE_COMPLETE), timeout=5)
+        assert 0.8 <= waited <= 5.0, waited
+        assert to_caller.cause == q931.CAUSE_NO_USER_RESPONDING
+        assert to_callee.cause == q931.CAUSE_NO_USER_RESPONDING
+        assert caller.types() == [q931.RELEASE_COMPLETE]
+        [cdr] = lab.wait_cdrs(1)
+        assert cdr.split("|")[5] == str(q931.CAUSE_NO_USER_RESPONDING)
+    finally:
+        lab.stop()
+
+
+def test_two_calls_at_once_keep_their_own_call_references(lab):
+    bob = lab.endpoint("bob", "2002", CalleeScript(delays=0.02))
+    alice = lab.endpoint("alice", "1001")
+    legs = []
+    for _ in range(2):
+        call_id = lab.admitted(alice, "2002")
+        legs.append((call_id, alice.place_call(lab.reactor, call_id)))
+    for call_id, leg in legs:
+        lab.run(leg.wait_for(q931.CONNECT))
+        assert leg.problems() == []
+    lab.driver.sleep(0.1)
+    assert len(bob.callee.legs) == 2
+    assert {leg.call_id for leg in bob.callee.legs} == {call_id for call_id, _ in legs}
+    for callee in bob.callee.legs:
+        assert callee.problems() == []
+    assert lab.status.command("c")[-1].endswith("Active: 2 From Neighbor: 0 From Parent: 0 "
+                                                "Proxied: 2")
+    for _, leg in legs:
+        leg.release()
+    assert len(lab.wait_cdrs(2)) == 2
