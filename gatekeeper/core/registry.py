@@ -40,9 +40,6 @@ class Endpoint:
     irq_polls: int = 0                    # IRQs sent since it went quiet
     almost_out_of_resources: bool = False
     expiry: int | None = field(default=None, repr=False)  # bucket second, registry-owned
-    # The encoded RCF answering its keepalives, less the sequence number
-    # (built once per registration; any update throws it away).
-    rcf_template: tuple[bool, int | None, bytes] | None = field(default=None, repr=False)
     # What the endpoint itself announced (or its permanent entry says), kept
     # apart so that a reload of [RasSrv::GWPrefixes] can recompute ``prefixes``.
     announced_prefixes: tuple[str, ...] = field(default=(), repr=False)
@@ -160,7 +157,6 @@ class Registry:
                prefixes: tuple[str, ...] | None = None, **changes: object) -> None:
         """Change a registered endpoint, keeping every index right."""
         self._unindex(endpoint)
-        endpoint.rcf_template = None
         if aliases is not None:
             endpoint.aliases = aliases
         if signal_addresses is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 from gatekeeper.errors import DecodeError, EncodeError
@@ -826,8 +826,11 @@ def _reason(kind: str, reason: str, value: Any = None) -> tuple:
 
 
 # ---------------------------------------------------------------------------
-# Builders for what the gatekeeper sends
+# What the gatekeeper sends, typed
 # ---------------------------------------------------------------------------
+#
+# The controller answers with these frozen values; only ``to_asn`` (called by
+# :func:`encode`) turns one into the codec's form.  Reasons are checked there.
 
 
 def _optional(fields: dict, name: str, value: Any) -> None:
@@ -835,38 +838,374 @@ def _optional(fields: dict, name: str, value: Any) -> None:
         fields[name] = value
 
 
-def gcf(seq: int, gatekeeper_id: str | None, ras_address: Address) -> tuple:
-    fields = {"requestSeqNum": seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
-              "rasAddress": transport_to_asn(ras_address)}
-    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
-    return ("gatekeeperConfirm", fields)
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A RAS message the gatekeeper sends: its kind and sequence number."""
+
+    seq: int
+
+    #: The RasMessage alternative (set by each subclass).
+    kind = ""
+
+    def to_asn(self) -> tuple:
+        raise NotImplementedError
+
+    def with_seq(self, seq: int) -> "OutgoingMessage":
+        """The same message under another sequence number."""
+        return replace(self, seq=seq)
 
 
-def grj(seq: int, reason: str, gatekeeper_id: str | None = None, value: Any = None) -> tuple:
-    fields = {"requestSeqNum": seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
-              "rejectReason": _reason("gatekeeperReject", reason, value)}
-    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
-    return ("gatekeeperReject", fields)
+@dataclass(frozen=True, slots=True)
+class Gcf(OutgoingMessage):
+    gatekeeper_id: str | None
+    ras_address: Address
+    kind = "gatekeeperConfirm"
+
+    def to_asn(self) -> tuple:
+        fields = {"requestSeqNum": self.seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
+                  "rasAddress": transport_to_asn(self.ras_address)}
+        _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        return (self.kind, fields)
 
 
-def rcf(seq: int, call_signal_addresses: Sequence[Address], endpoint_id: str,
-        gatekeeper_id: str | None, aliases: Sequence[Alias] | None = None,
-        time_to_live: int | None = None, supports_additive: bool = False) -> tuple:
-    fields = {
-        "requestSeqNum": seq,
-        "protocolIdentifier": PROTOCOL_IDENTIFIER,
-        "callSignalAddress": [transport_to_asn(a) for a in call_signal_addresses],
-        "endpointIdentifier": endpoint_id,
-        "willRespondToIRR": False,
-        "maintainConnection": False,
-    }
-    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
-    if aliases:
-        fields["terminalAlias"] = aliases_to_asn(aliases)
-    _optional(fields, "timeToLive", time_to_live)
-    if supports_additive:
-        fields["supportsAdditiveRegistration"] = None
-    return ("registrationConfirm", fields)
+@dataclass(frozen=True, slots=True)
+class Grj(OutgoingMessage):
+    reason: str
+    gatekeeper_id: str | None = None
+    value: Any = None
+    kind = "gatekeeperReject"
+
+    def to_asn(self) -> tuple:
+        fields = {"requestSeqNum": self.seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
+                  "rejectReason": _reason(self.kind, self.reason, self.value)}
+        _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        return (self.kind, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Rcf(OutgoingMessage):
+    call_signal_addresses: Sequence[Address]
+    endpoint_id: str
+    gatekeeper_id: str | None
+    aliases: Sequence[Alias] | None = None
+    time_to_live: int | None = None
+    supports_additive: bool = False
+    kind = "registrationConfirm"
+
+    def to_asn(self) -> tuple:
+        fields = {
+            "requestSeqNum": self.seq,
+            "protocolIdentifier": PROTOCOL_IDENTIFIER,
+            "callSignalAddress": [transport_to_asn(a) for a in self.call_signal_addresses],
+            "endpointIdentifier": self.endpoint_id,
+            "willRespondToIRR": False,
+            "maintainConnection": False,
+        }
+        _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        if self.aliases:
+            fields["terminalAlias"] = aliases_to_asn(self.aliases)
+        _optional(fields, "timeToLive", self.time_to_live)
+        if self.supports_additive:
+            fields["supportsAdditiveRegistration"] = None
+        return (self.kind, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Rrj(OutgoingMessage):
+    """RRJ; for ``duplicateAlias`` the value is the aliases already taken."""
+
+    reason: str
+    gatekeeper_id: str | None = None
+    value: Any = None
+    kind = "registrationReject"
+
+    def to_asn(self) -> tuple:
+        value = self.value
+        if self.reason == "duplicateAlias" and value is not None:
+            value = aliases_to_asn(value) if value and isinstance(value[0], Alias) else list(value)
+        fields = {"requestSeqNum": self.seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
+                  "rejectReason": _reason(self.kind, self.reason, value)}
+        _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        return (self.kind, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Ucf(OutgoingMessage):
+    kind = "unregistrationConfirm"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq})
+
+
+@dataclass(frozen=True, slots=True)
+class Urj(OutgoingMessage):
+    reason: str
+    value: Any = None
+    kind = "unregistrationReject"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq,
+                            "rejectReason": _reason(self.kind, self.reason, self.value)})
+
+
+@dataclass(frozen=True, slots=True)
+class Urq(OutgoingMessage):
+    call_signal_addresses: Sequence[Address]
+    endpoint_id: str
+    gatekeeper_id: str | None
+    reason: str | None = None
+    aliases: Sequence[Alias] | None = None
+    value: Any = None
+    kind = "unregistrationRequest"
+
+    def to_asn(self) -> tuple:
+        fields: dict = {
+            "requestSeqNum": self.seq,
+            "callSignalAddress": [transport_to_asn(a) for a in self.call_signal_addresses],
+            "endpointIdentifier": self.endpoint_id,
+        }
+        if self.aliases:
+            fields["endpointAlias"] = aliases_to_asn(self.aliases)
+        _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        if self.reason is not None:
+            fields["reason"] = _reason(self.kind, self.reason, self.value)
+        return (self.kind, fields)
+
+
+_NO_UUIES = {name: False for name in (
+    "setup", "callProceeding", "connect", "alerting", "information", "releaseComplete",
+    "facility", "progress", "empty", "status", "statusInquiry", "setupAcknowledge", "notify")}
+
+
+@dataclass(frozen=True, slots=True)
+class Acf(OutgoingMessage):
+    bandwidth: int
+    dest_call_signal_address: Address
+    routed: bool = False
+    irr_frequency: int | None = None
+    destination_info: Sequence[Alias] | None = None
+    destination_type: str | None = None
+    kind = "admissionConfirm"
+
+    def to_asn(self) -> tuple:
+        fields: dict = {
+            "requestSeqNum": self.seq,
+            "bandWidth": self.bandwidth,
+            "callModel": ("gatekeeperRouted" if self.routed else "direct", None),
+            "destCallSignalAddress": transport_to_asn(self.dest_call_signal_address),
+            "willRespondToIRR": False,
+            "uuiesRequested": dict(_NO_UUIES),
+        }
+        _optional(fields, "irrFrequency", self.irr_frequency)
+        if self.destination_info:
+            fields["destinationInfo"] = aliases_to_asn(self.destination_info)
+        if self.destination_type is not None:
+            fields["destinationType"] = endpoint_type_value(self.destination_type)
+        return (self.kind, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Arj(OutgoingMessage):
+    reason: str
+    value: Any = None
+    kind = "admissionReject"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq,
+                            "rejectReason": _reason(self.kind, self.reason, self.value)})
+
+
+@dataclass(frozen=True, slots=True)
+class Dcf(OutgoingMessage):
+    kind = "disengageConfirm"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq})
+
+
+@dataclass(frozen=True, slots=True)
+class Drj(OutgoingMessage):
+    reason: str
+    value: Any = None
+    kind = "disengageReject"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq,
+                            "rejectReason": _reason(self.kind, self.reason, self.value)})
+
+
+@dataclass(frozen=True, slots=True)
+class Drq(OutgoingMessage):
+    endpoint_id: str
+    conference_id: bytes
+    call_reference: int
+    reason: str
+    call_id: bytes
+    gatekeeper_id: str | None
+    answered_call: bool
+    kind = "disengageRequest"
+
+    def to_asn(self) -> tuple:
+        fields: dict = {
+            "requestSeqNum": self.seq,
+            "endpointIdentifier": self.endpoint_id,
+            "conferenceID": self.conference_id,
+            "callReferenceValue": self.call_reference,
+            "disengageReason": _reason(self.kind, self.reason),
+            "callIdentifier": {"guid": self.call_id},
+            "answeredCall": self.answered_call,
+        }
+        _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        return (self.kind, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Bcf(OutgoingMessage):
+    bandwidth: int
+    kind = "bandwidthConfirm"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq, "bandWidth": self.bandwidth})
+
+
+@dataclass(frozen=True, slots=True)
+class Brj(OutgoingMessage):
+    reason: str
+    allowed_bandwidth: int
+    value: Any = None
+    kind = "bandwidthReject"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq,
+                            "rejectReason": _reason(self.kind, self.reason, self.value),
+                            "allowedBandWidth": self.allowed_bandwidth})
+
+
+@dataclass(frozen=True, slots=True)
+class Lcf(OutgoingMessage):
+    call_signal_address: Address
+    ras_address: Address
+    destination_info: Sequence[Alias] | None = None
+    destination_type: str | None = None
+    kind = "locationConfirm"
+
+    def to_asn(self) -> tuple:
+        fields: dict = {
+            "requestSeqNum": self.seq,
+            "callSignalAddress": transport_to_asn(self.call_signal_address),
+            "rasAddress": transport_to_asn(self.ras_address),
+        }
+        if self.destination_info:
+            fields["destinationInfo"] = aliases_to_asn(self.destination_info)
+        if self.destination_type is not None:
+            fields["destinationType"] = endpoint_type_value(self.destination_type)
+        return (self.kind, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Lrj(OutgoingMessage):
+    reason: str
+    value: Any = None
+    kind = "locationReject"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq,
+                            "rejectReason": _reason(self.kind, self.reason, self.value)})
+
+
+@dataclass(frozen=True, slots=True)
+class Lrq(OutgoingMessage):
+    destination_info: Sequence[Alias]
+    reply_address: Address
+    gatekeeper_id: str | None = None
+    source_info: Sequence[Alias] | None = None
+    endpoint_id: str | None = None
+    hop_count: int | None = None
+    call_id: bytes | None = None
+    kind = "locationRequest"
+
+    def to_asn(self) -> tuple:
+        fields: dict = {
+            "requestSeqNum": self.seq,
+            "destinationInfo": aliases_to_asn(self.destination_info),
+            "replyAddress": transport_to_asn(self.reply_address),
+            "canMapAlias": False,
+            "canMapSrcAlias": False,
+        }
+        _optional(fields, "endpointIdentifier", self.endpoint_id)
+        if self.source_info:
+            fields["sourceInfo"] = aliases_to_asn(self.source_info)
+        _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        _optional(fields, "hopCount", self.hop_count)
+        if self.call_id is not None:
+            fields["callIdentifier"] = {"guid": self.call_id}
+        return (self.kind, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Irq(OutgoingMessage):
+    call_reference: int = 0
+    reply_address: Address | None = None
+    call_id: bytes | None = None
+    kind = "infoRequest"
+
+    def to_asn(self) -> tuple:
+        fields: dict = {"requestSeqNum": self.seq, "callReferenceValue": self.call_reference}
+        if self.reply_address is not None:
+            fields["replyAddress"] = transport_to_asn(self.reply_address)
+        fields["callIdentifier"] = {"guid": self.call_id if self.call_id is not None
+                                    else bytes(16)}
+        return (self.kind, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Rip(OutgoingMessage):
+    """RequestInProgress: ask the endpoint to wait ``delay_ms`` for the answer."""
+
+    delay_ms: int
+    kind = "requestInProgress"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq, "delay": self.delay_ms})
+
+
+@dataclass(frozen=True, slots=True)
+class Rac(OutgoingMessage):
+    kind = "resourcesAvailableConfirm"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq, "protocolIdentifier": PROTOCOL_IDENTIFIER})
+
+
+@dataclass(frozen=True, slots=True)
+class Iack(OutgoingMessage):
+    kind = "infoRequestAck"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq})
+
+
+@dataclass(frozen=True, slots=True)
+class Inak(OutgoingMessage):
+    reason: str
+    value: Any = None
+    kind = "infoRequestNak"
+
+    def to_asn(self) -> tuple:
+        return (self.kind, {"requestSeqNum": self.seq,
+                            "nakReason": _reason(self.kind, self.reason, self.value)})
+
+
+@dataclass(frozen=True, slots=True)
+class Umr(OutgoingMessage):
+    """UnknownMessageResponse; ``message`` is the datagram not understood."""
+
+    message: bytes = b""
+    kind = "unknownMessageResponse"
+
+    def to_asn(self) -> tuple:
+        seq = self.seq if 1 <= self.seq <= 65535 else 1
+        return (self.kind, {"requestSeqNum": seq, "messageNotUnderstood": bytes(self.message)})
 
 
 def rcf_with_seq(encoded: bytes, seq: int) -> bytes:
@@ -882,173 +1221,127 @@ def rcf_with_seq(encoded: bytes, seq: int) -> bytes:
     return encoded[:2] + (seq - 1).to_bytes(2, "big") + encoded[4:]
 
 
+def encode(message: "OutgoingMessage | tuple") -> bytes:
+    """Encode a message: a typed one above, or a value in the codec's form."""
+    if isinstance(message, OutgoingMessage):
+        message = message.to_asn()
+    return codec.encode_ras(message)
+
+
+def kind_of(message: "OutgoingMessage | tuple") -> str:
+    """The RasMessage alternative of a message, typed or in the codec's form."""
+    return message.kind if isinstance(message, OutgoingMessage) else message[0]
+
+
+# ---------------------------------------------------------------------------
+# The same messages in the codec's form (tests, tools and FakeEndpoint use these)
+# ---------------------------------------------------------------------------
+
+
+def gcf(seq: int, gatekeeper_id: str | None, ras_address: Address) -> tuple:
+    return Gcf(seq, gatekeeper_id, ras_address).to_asn()
+
+
+def grj(seq: int, reason: str, gatekeeper_id: str | None = None, value: Any = None) -> tuple:
+    return Grj(seq, reason, gatekeeper_id, value).to_asn()
+
+
+def rcf(seq: int, call_signal_addresses: Sequence[Address], endpoint_id: str,
+        gatekeeper_id: str | None, aliases: Sequence[Alias] | None = None,
+        time_to_live: int | None = None, supports_additive: bool = False) -> tuple:
+    return Rcf(seq, call_signal_addresses, endpoint_id, gatekeeper_id, aliases, time_to_live,
+               supports_additive).to_asn()
+
+
 def rrj(seq: int, reason: str, gatekeeper_id: str | None = None, value: Any = None) -> tuple:
-    if reason == "duplicateAlias" and value is not None:
-        value = aliases_to_asn(value) if value and isinstance(value[0], Alias) else value
-    fields = {"requestSeqNum": seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
-              "rejectReason": _reason("registrationReject", reason, value)}
-    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
-    return ("registrationReject", fields)
+    return Rrj(seq, reason, gatekeeper_id, value).to_asn()
 
 
 def ucf(seq: int) -> tuple:
-    return ("unregistrationConfirm", {"requestSeqNum": seq})
+    return Ucf(seq).to_asn()
 
 
 def urj(seq: int, reason: str, value: Any = None) -> tuple:
-    return ("unregistrationReject",
-            {"requestSeqNum": seq, "rejectReason": _reason("unregistrationReject", reason, value)})
+    return Urj(seq, reason, value).to_asn()
 
 
 def urq(seq: int, call_signal_addresses: Sequence[Address], endpoint_id: str,
         gatekeeper_id: str | None, reason: str | None = None,
         aliases: Sequence[Alias] | None = None, value: Any = None) -> tuple:
-    fields: dict = {
-        "requestSeqNum": seq,
-        "callSignalAddress": [transport_to_asn(a) for a in call_signal_addresses],
-        "endpointIdentifier": endpoint_id,
-    }
-    if aliases:
-        fields["endpointAlias"] = aliases_to_asn(aliases)
-    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
-    if reason is not None:
-        fields["reason"] = _reason("unregistrationRequest", reason, value)
-    return ("unregistrationRequest", fields)
-
-
-_NO_UUIES = {name: False for name in (
-    "setup", "callProceeding", "connect", "alerting", "information", "releaseComplete",
-    "facility", "progress", "empty", "status", "statusInquiry", "setupAcknowledge", "notify")}
+    return Urq(seq, call_signal_addresses, endpoint_id, gatekeeper_id, reason, aliases,
+               value).to_asn()
 
 
 def acf(seq: int, bandwidth: int, dest_call_signal_address: Address, routed: bool = False,
         irr_frequency: int | None = None, destination_info: Sequence[Alias] | None = None,
         destination_type: str | None = None) -> tuple:
-    fields: dict = {
-        "requestSeqNum": seq,
-        "bandWidth": bandwidth,
-        "callModel": ("gatekeeperRouted" if routed else "direct", None),
-        "destCallSignalAddress": transport_to_asn(dest_call_signal_address),
-        "willRespondToIRR": False,
-        "uuiesRequested": dict(_NO_UUIES),
-    }
-    _optional(fields, "irrFrequency", irr_frequency)
-    if destination_info:
-        fields["destinationInfo"] = aliases_to_asn(destination_info)
-    if destination_type is not None:
-        fields["destinationType"] = endpoint_type_value(destination_type)
-    return ("admissionConfirm", fields)
+    return Acf(seq, bandwidth, dest_call_signal_address, routed, irr_frequency,
+               destination_info, destination_type).to_asn()
 
 
 def arj(seq: int, reason: str, value: Any = None) -> tuple:
-    return ("admissionReject",
-            {"requestSeqNum": seq, "rejectReason": _reason("admissionReject", reason, value)})
+    return Arj(seq, reason, value).to_asn()
 
 
 def dcf(seq: int) -> tuple:
-    return ("disengageConfirm", {"requestSeqNum": seq})
+    return Dcf(seq).to_asn()
 
 
 def drj(seq: int, reason: str, value: Any = None) -> tuple:
-    return ("disengageReject",
-            {"requestSeqNum": seq, "rejectReason": _reason("disengageReject", reason, value)})
+    return Drj(seq, reason, value).to_asn()
 
 
 def drq(seq: int, endpoint_id: str, conference_id: bytes, call_reference: int, reason: str,
         call_id: bytes, gatekeeper_id: str | None, answered_call: bool) -> tuple:
-    fields: dict = {
-        "requestSeqNum": seq,
-        "endpointIdentifier": endpoint_id,
-        "conferenceID": conference_id,
-        "callReferenceValue": call_reference,
-        "disengageReason": _reason("disengageRequest", reason),
-        "callIdentifier": {"guid": call_id},
-        "answeredCall": answered_call,
-    }
-    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
-    return ("disengageRequest", fields)
+    return Drq(seq, endpoint_id, conference_id, call_reference, reason, call_id, gatekeeper_id,
+               answered_call).to_asn()
 
 
 def bcf(seq: int, bandwidth: int) -> tuple:
-    return ("bandwidthConfirm", {"requestSeqNum": seq, "bandWidth": bandwidth})
+    return Bcf(seq, bandwidth).to_asn()
 
 
 def brj(seq: int, reason: str, allowed_bandwidth: int, value: Any = None) -> tuple:
-    return ("bandwidthReject", {"requestSeqNum": seq,
-                                "rejectReason": _reason("bandwidthReject", reason, value),
-                                "allowedBandWidth": allowed_bandwidth})
+    return Brj(seq, reason, allowed_bandwidth, value).to_asn()
 
 
 def lcf(seq: int, call_signal_address: Address, ras_address: Address,
         destination_info: Sequence[Alias] | None = None,
         destination_type: str | None = None) -> tuple:
-    fields: dict = {
-        "requestSeqNum": seq,
-        "callSignalAddress": transport_to_asn(call_signal_address),
-        "rasAddress": transport_to_asn(ras_address),
-    }
-    if destination_info:
-        fields["destinationInfo"] = aliases_to_asn(destination_info)
-    if destination_type is not None:
-        fields["destinationType"] = endpoint_type_value(destination_type)
-    return ("locationConfirm", fields)
+    return Lcf(seq, call_signal_address, ras_address, destination_info,
+               destination_type).to_asn()
 
 
 def lrj(seq: int, reason: str, value: Any = None) -> tuple:
-    return ("locationReject",
-            {"requestSeqNum": seq, "rejectReason": _reason("locationReject", reason, value)})
+    return Lrj(seq, reason, value).to_asn()
 
 
 def lrq(seq: int, destination_info: Sequence[Alias], reply_address: Address,
         gatekeeper_id: str | None = None, source_info: Sequence[Alias] | None = None,
         endpoint_id: str | None = None, hop_count: int | None = None,
         call_id: bytes | None = None) -> tuple:
-    fields: dict = {
-        "requestSeqNum": seq,
-        "destinationInfo": aliases_to_asn(destination_info),
-        "replyAddress": transport_to_asn(reply_address),
-        "canMapAlias": False,
-        "canMapSrcAlias": False,
-    }
-    _optional(fields, "endpointIdentifier", endpoint_id)
-    if source_info:
-        fields["sourceInfo"] = aliases_to_asn(source_info)
-    _optional(fields, "gatekeeperIdentifier", gatekeeper_id)
-    _optional(fields, "hopCount", hop_count)
-    if call_id is not None:
-        fields["callIdentifier"] = {"guid": call_id}
-    return ("locationRequest", fields)
+    return Lrq(seq, destination_info, reply_address, gatekeeper_id, source_info, endpoint_id,
+               hop_count, call_id).to_asn()
 
 
 def irq(seq: int, call_reference: int = 0, reply_address: Address | None = None,
         call_id: bytes | None = None) -> tuple:
-    fields: dict = {"requestSeqNum": seq, "callReferenceValue": call_reference}
-    if reply_address is not None:
-        fields["replyAddress"] = transport_to_asn(reply_address)
-    fields["callIdentifier"] = {"guid": call_id if call_id is not None else bytes(16)}
-    return ("infoRequest", fields)
+    return Irq(seq, call_reference, reply_address, call_id).to_asn()
 
 
 def rip(seq: int, delay_ms: int) -> tuple:
     """RequestInProgress: ask the endpoint to wait ``delay_ms`` for the answer."""
-    return ("requestInProgress", {"requestSeqNum": seq, "delay": delay_ms})
+    return Rip(seq, delay_ms).to_asn()
 
 
 def rac(seq: int) -> tuple:
-    return ("resourcesAvailableConfirm",
-            {"requestSeqNum": seq, "protocolIdentifier": PROTOCOL_IDENTIFIER})
+    return Rac(seq).to_asn()
 
 
 def iack(seq: int) -> tuple:
-    return ("infoRequestAck", {"requestSeqNum": seq})
+    return Iack(seq).to_asn()
 
 
 def unknown_message_response(seq: int, message: bytes = b"") -> tuple:
     """UnknownMessageResponse; ``message`` is the datagram not understood."""
-    seq = seq if 1 <= seq <= 65535 else 1
-    return ("unknownMessageResponse", {"requestSeqNum": seq, "messageNotUnderstood": bytes(message)})
-
-
-def encode(message: tuple) -> bytes:
-    """Encode a message built above (shorthand for codec.encode_ras)."""
-    return codec.encode_ras(message)
+    return Umr(seq, message).to_asn()

@@ -29,7 +29,12 @@ from gatekeeper.h225 import codec, ras
 from gatekeeper.h225.ras import Address
 from gatekeeper.interfaces import IEventBus
 from gatekeeper.ratelimit import RateLimitedLog  # noqa: F401 - also imported from here
+from gatekeeper.ras.keepalive import KeepaliveReplies
 from gatekeeper.ras.policy import RasPolicy
+
+#: What a handler answers: a typed message for the request's source, a
+#: :class:`Reply` for another address, or :class:`Encoded` bytes.
+Message = ras.OutgoingMessage
 
 #: Sends a message; the third argument, when given, is the request it answers
 #: as (source, kind, seq), so that retransmissions of that request get it too.
@@ -59,7 +64,7 @@ class RasSettings:
 class Reply:
     """A reply for an address other than the request's source."""
 
-    message: tuple
+    message: ras.OutgoingMessage
     address: Address
 
 
@@ -68,6 +73,9 @@ class Encoded:
     """A reply already encoded (keepalive RCFs come from a template)."""
 
     data: bytes
+
+
+Answer = Message | Reply | Encoded
 
 
 @dataclass(slots=True)
@@ -85,7 +93,7 @@ class _Held:
 @dataclass(slots=True)
 class _Outgoing:
     kind: str
-    message: tuple
+    message: ras.OutgoingMessage
     address: Address
     tries_left: int
     timer: IDelayedCall | None = None
@@ -170,6 +178,8 @@ class RasController:
         self._outgoing: dict[int, _Outgoing] = {}
         self._seq = 0
         self._trouble = RateLimitedLog(self.log, clock)
+        self.keepalive_replies = KeepaliveReplies(
+            lambda endpoint: self.registry.get(endpoint.endpoint_id) is endpoint)
         self._sweeper = LoopingCall(self.check_registrations)
         self._sweeper.clock = clock
         self._handlers: dict[str, Callable[[Any, Address], Any]] = {
@@ -219,7 +229,7 @@ class RasController:
     # -- dispatch --------------------------------------------------------
 
     def handle(self, pdu: ras.RasPdu, source: Address, data: bytes = b"",
-               multicast: bool = False) -> tuple | Reply | Encoded | None:
+               multicast: bool = False) -> Answer | None:
         """The reply to one message (None: no reply)."""
         unknown_extension = pdu.kind.startswith(codec.UNKNOWN_ALTERNATIVE_PREFIX)
         self.stats["?extension" if unknown_extension else pdu.kind] += 1
@@ -229,22 +239,22 @@ class RasController:
         handler = self._handlers.get(pdu.kind)
         if handler is None:
             self.stats["unknown"] += 1
-            return ras.unknown_message_response(pdu.seq, data)
+            return ras.Umr(pdu.seq, data)
         if pdu.kind == "gatekeeperRequest":
             return self.on_grq(pdu, source, multicast)
         return handler(pdu, source)
 
-    def generic_reject(self, pdu: ras.RasPdu) -> tuple | None:
+    def generic_reject(self, pdu: ras.RasPdu) -> Message | None:
         """What to answer when handling a request failed unexpectedly."""
         seq = pdu.seq if 1 <= pdu.seq <= 65535 else 1
         return {
-            "gatekeeperRequest": lambda: ras.grj(seq, "undefinedReason", self.name),
-            "registrationRequest": lambda: ras.rrj(seq, "undefinedReason", self.name),
-            "unregistrationRequest": lambda: ras.urj(seq, "undefinedReason"),
-            "admissionRequest": lambda: ras.arj(seq, "undefinedReason"),
-            "bandwidthRequest": lambda: ras.brj(seq, "undefinedReason", 0),
-            "locationRequest": lambda: ras.lrj(seq, "undefinedReason"),
-            "disengageRequest": lambda: ras.drj(seq, "notRegistered"),
+            "gatekeeperRequest": lambda: ras.Grj(seq, "undefinedReason", self.name),
+            "registrationRequest": lambda: ras.Rrj(seq, "undefinedReason", self.name),
+            "unregistrationRequest": lambda: ras.Urj(seq, "undefinedReason"),
+            "admissionRequest": lambda: ras.Arj(seq, "undefinedReason"),
+            "bandwidthRequest": lambda: ras.Brj(seq, "undefinedReason", 0),
+            "locationRequest": lambda: ras.Lrj(seq, "undefinedReason"),
+            "disengageRequest": lambda: ras.Drj(seq, "notRegistered"),
         }.get(pdu.kind, lambda: None)()
 
     # -- GRQ -------------------------------------------------------------
@@ -259,7 +269,7 @@ class RasController:
         return source
 
     def on_grq(self, grq: ras.GatekeeperRequest, source: Address,
-               multicast: bool = False) -> tuple | Reply | None:
+               multicast: bool = False) -> Message | Reply | None:
         # Multicast or not, the answer goes to the source (GnuGk's default):
         # a rasAddress naming a third party gets nothing from us.
         reply_to = self.answer_address(source, grq.ras_address)
@@ -268,11 +278,11 @@ class RasController:
                 return None  # a GRQ for another gatekeeper: not ours to refuse
             self.bus.publish(ev.GatekeeperRejected(source, grq.aliases, grq.endpoint_type,
                                                    "terminalExcluded"))
-            return self._to(ras.grj(grq.seq, "terminalExcluded", self.name), reply_to, source)
+            return self._to(ras.Grj(grq.seq, "terminalExcluded", self.name), reply_to, source)
         self._remember_discovery(source[0])
         if grq.ras_address is not None:
             self._remember_discovery(grq.ras_address[0])
-        message = ras.gcf(grq.seq, self.name, self.local_ras_address(source))
+        message = ras.Gcf(grq.seq, self.name, self.local_ras_address(source))
         self.bus.publish(ev.GatekeeperConfirmed(source, grq.aliases, grq.endpoint_type))
         return self._to(message, reply_to, source)
 
@@ -287,12 +297,12 @@ class RasController:
         return max(self.settings.minimum_time_to_live, min(configured, wanted))
 
     def _rrj(self, rrq: ras.RegistrationRequest, source: Address, reason: str,
-             value: Any = None) -> tuple:
+             value: Any = None) -> Message:
         self.stats["RRJ"] += 1
         self.bus.publish(ev.RegistrationRejected(source, rrq.aliases, rrq.endpoint_type, reason))
-        return ras.rrj(rrq.seq, reason, self.name, value)
+        return ras.Rrj(rrq.seq, reason, self.name, value)
 
-    def on_rrq(self, rrq: ras.RegistrationRequest, source: Address) -> tuple | Reply | Encoded:
+    def on_rrq(self, rrq: ras.RegistrationRequest, source: Address) -> Answer:
         ras_addresses = [a for a in rrq.ras_addresses if usable_address(a)]
         reply_to = self.answer_address(source, ras_addresses[0] if ras_addresses else None)
         now = self.now()
@@ -301,7 +311,7 @@ class RasController:
         return self._to(self._register(rrq, source, ras_addresses, now), reply_to, source)
 
     def _register(self, rrq: ras.RegistrationRequest, source: Address,
-                  ras_addresses: list[Address], now: float) -> tuple:
+                  ras_addresses: list[Address], now: float) -> Message:
         """The answer to a full RRQ: a new registration, a renewal, or RRJ."""
         signal = tuple(a for a in rrq.call_signal_addresses if usable_address(a))
         if not signal:
@@ -366,7 +376,7 @@ class RasController:
             signal[0], endpoint.ras_address, endpoint.aliases, endpoint.endpoint_type,
             endpoint.endpoint_id, keepalive=False, new=existing is None,
             vendor=str(rrq.vendor or "")))
-        return ras.rcf(rrq.seq, signal, endpoint.endpoint_id, self.name, endpoint.aliases, ttl,
+        return ras.Rcf(rrq.seq, signal, endpoint.endpoint_id, self.name, endpoint.aliases, ttl,
                        supports_additive=True)
 
     def _existing_registration(self, rrq: ras.RegistrationRequest, source: Address,
@@ -422,7 +432,7 @@ class RasController:
         return when is not None and now - when <= self.settings.discovery_memory
 
     def _keepalive(self, rrq: ras.RegistrationRequest, source: Address, now: float,
-                   reply_to: Address | None = None) -> tuple | Reply | Encoded:
+                   reply_to: Address | None = None) -> Answer:
         reply_to = reply_to or source
         endpoint = self.registry.get(rrq.endpoint_id or "")
         if endpoint is None:
@@ -441,21 +451,14 @@ class RasController:
             vendor=str(endpoint.vendor or "")))
         with_aliases = bool(rrq.aliases)
         if reply_to != source:   # [ReplyToRasAddress]: rare, no template
-            return Reply(ras.rcf(rrq.seq, endpoint.signal_addresses, endpoint.endpoint_id,
+            return Reply(ras.Rcf(rrq.seq, endpoint.signal_addresses, endpoint.endpoint_id,
                                  self.name, endpoint.aliases if with_aliases else None, ttl,
                                  supports_additive=True), reply_to)
-        template = endpoint.rcf_template
-        if template is None or template[0] != with_aliases or template[1] != ttl:
-            message = ras.rcf(1, endpoint.signal_addresses, endpoint.endpoint_id, self.name,
-                              endpoint.aliases if with_aliases else None, ttl,
-                              supports_additive=True)
-            template = (with_aliases, ttl, ras.encode(message))
-            endpoint.rcf_template = template
-        return Encoded(ras.rcf_with_seq(template[2], rrq.seq))
+        return Encoded(self.keepalive_replies.rcf(endpoint, rrq.seq, with_aliases, ttl, self.name))
 
     # -- URQ -------------------------------------------------------------
 
-    def on_urq(self, urq: ras.UnregistrationRequest, source: Address) -> tuple:
+    def on_urq(self, urq: ras.UnregistrationRequest, source: Address) -> Message:
         endpoint = None
         if urq.endpoint_id:
             endpoint = self.registry.get(urq.endpoint_id)
@@ -467,30 +470,30 @@ class RasController:
         if endpoint is None:
             self.bus.publish(ev.UnregistrationRejected(source, urq.endpoint_id or "",
                                                        "notCurrentlyRegistered"))
-            return ras.urj(urq.seq, "notCurrentlyRegistered")
+            return ras.Urj(urq.seq, "notCurrentlyRegistered")
         if not endpoint.is_from(source):
             self.stats["spoofed"] += 1
             self.bus.publish(ev.UnregistrationRejected(source, endpoint.endpoint_id,
                                                        "permissionDenied"))
-            return ras.urj(urq.seq, "permissionDenied")
+            return ras.Urj(urq.seq, "permissionDenied")
         self.registry.remove(endpoint.endpoint_id, "unregistered by endpoint", self.now())
         self.bus.publish(ev.EndpointUnregistered(
             source, endpoint.endpoint_id, endpoint.aliases, "endpoint request",
             endpoint.signal_address, endpoint.endpoint_type))
         self._end_calls_of(endpoint)
-        return ras.ucf(urq.seq)
+        return ras.Ucf(urq.seq)
 
     # -- ARQ -------------------------------------------------------------
 
-    def _arj(self, arq: ras.AdmissionRequest, caller: Endpoint | None, reason: str) -> tuple:
+    def _arj(self, arq: ras.AdmissionRequest, caller: Endpoint | None, reason: str) -> Message:
         self.stats["ARJ"] += 1
         signal = caller.signal_address if caller is not None else arq.src_call_signal_address
         self.bus.publish(ev.AdmissionRejected(
             signal, arq.destination_info, arq.src_info, arq.answer_call, reason, arq.call_id,
             arq.endpoint_id))
-        return ras.arj(arq.seq, reason)
+        return ras.Arj(arq.seq, reason)
 
-    def on_arq(self, arq: ras.AdmissionRequest, source: Address) -> tuple:
+    def on_arq(self, arq: ras.AdmissionRequest, source: Address) -> Message:
         now = self.now()
         endpoint = self.registry.get(arq.endpoint_id)
         if endpoint is None:
@@ -519,7 +522,7 @@ class RasController:
             self.stats["ARQ while held"] += 1
             held.earlier.append(held.seq)
             held.seq = arq.seq
-            return ras.rip(arq.seq, self.hold_delay_ms)
+            return ras.Rip(arq.seq, self.hold_delay_ms)
         route = self.router.route(RoutingRequest(
             arq.destination_info, arq.dest_call_signal_address, arq.src_info, endpoint,
             "ARQ", arq.call_id, arq.call_reference, source, endpoint.signal_address))
@@ -530,13 +533,13 @@ class RasController:
     # -- requests held while a routing policy asks someone else ----------
 
     def _hold(self, key: tuple, route: Deferred, message: Any, source: Address,
-              endpoint_id: str | None, reply_to: Address | None = None) -> tuple:
+              endpoint_id: str | None, reply_to: Address | None = None) -> Message:
         """Answer RequestInProgress now and the request when the route is known."""
         self._held[key] = _Held(message, source, endpoint_id, message.seq, reply_to)
         self.stats["held"] += 1
         route.addCallback(self._route_known, key)
         route.addErrback(self._route_failed, key)
-        return ras.rip(message.seq, self.hold_delay_ms)
+        return ras.Rip(message.seq, self.hold_delay_ms)
 
     def _route_known(self, route: Any, key: tuple) -> None:
         held = self._held.pop(key, None)
@@ -562,13 +565,13 @@ class RasController:
         if held is None:
             return
         if key[0] == "locationRequest":
-            reply = self._to(ras.lrj(held.seq, "undefinedReason"), held.reply_to or held.source,
+            reply = self._to(ras.Lrj(held.seq, "undefinedReason"), held.reply_to or held.source,
                              held.source)
         else:
-            reply = ras.arj(held.seq, "undefinedReason")
+            reply = ras.Arj(held.seq, "undefinedReason")
         self.answer_later(reply, held.source, key[0], held.seq)
 
-    def answer_later(self, reply: tuple | Reply, source: Address, kind: str, seq: int,
+    def answer_later(self, reply: Message | Reply, source: Address, kind: str, seq: int,
                      earlier: list[int] = ()) -> None:
         """Send the final answer to a request answered with RIP before; the
         same answer is kept for retransmissions under the earlier sequence
@@ -578,9 +581,8 @@ class RasController:
         if self._send is None:
             return
         self._send(message, address, (source, kind, seq))
-        name, fields = message
         for number in earlier:
-            self._send((name, {**fields, "requestSeqNum": number}), address,
+            self._send(message.with_seq(number), address,
                        (source, kind, number), False)
 
     @property
@@ -591,7 +593,7 @@ class RasController:
     # -- admission -------------------------------------------------------
 
     def _admit(self, arq: ras.AdmissionRequest, endpoint: Endpoint, route: Any,
-               now: float) -> tuple:
+               now: float) -> Message:
         """ACF to where the routing chain says, or ARJ."""
         if route is None or (route.reject is None and route.signal_address is None):
             return self._arj(arq, endpoint, "calledPartyNotRegistered")
@@ -620,11 +622,11 @@ class RasController:
             endpoint.signal_address, endpoint.endpoint_id, arq.call_reference,
             destination_info, call.source_info, False, call_id, self.settings.routed,
             call.number, route.signal_address, arq.bandwidth))
-        return ras.acf(arq.seq, arq.bandwidth, destination, routed=self.settings.routed,
+        return ras.Acf(arq.seq, arq.bandwidth, destination, routed=self.settings.routed,
                        destination_info=route.destination or None,
                        destination_type=route.endpoint.endpoint_type if route.endpoint else None)
 
-    def _confirm_again(self, arq: ras.AdmissionRequest, endpoint: Endpoint, call: Call) -> tuple:
+    def _confirm_again(self, arq: ras.AdmissionRequest, endpoint: Endpoint, call: Call) -> Message:
         callee = self.registry.get(call.callee_endpoint_id)
         destination = (self.settings.signal_address if self.settings.routed
                        and self.settings.signal_address else call.callee_signal_address)
@@ -635,7 +637,7 @@ class RasController:
             endpoint.signal_address, endpoint.endpoint_id, arq.call_reference,
             arq.destination_info, call.source_info, False, call.call_id, self.settings.routed,
             call.number, call.callee_signal_address, call.bandwidth))
-        return ras.acf(arq.seq, call.bandwidth, destination, routed=self.settings.routed,
+        return ras.Acf(arq.seq, call.bandwidth, destination, routed=self.settings.routed,
                        destination_type=callee.endpoint_type if callee else None)
 
     def _destination_for(self, route: Any) -> Address:
@@ -643,7 +645,7 @@ class RasController:
             return self.settings.signal_address
         return route.signal_address
 
-    def _answer_arq(self, arq: ras.AdmissionRequest, endpoint: Endpoint, now: float) -> tuple:
+    def _answer_arq(self, arq: ras.AdmissionRequest, endpoint: Endpoint, now: float) -> Message:
         """The called endpoint asks to answer: it joins the caller's call."""
         call = self.calls.find_call_id(arq.call_id)
         own = arq.dest_call_signal_address or endpoint.signal_address
@@ -684,11 +686,11 @@ class RasController:
             own, endpoint.endpoint_id, arq.call_reference, arq.destination_info,
             arq.src_info or call.source_info, True, call.call_id, self.settings.routed,
             call.number, own, arq.bandwidth))
-        return ras.acf(arq.seq, arq.bandwidth, destination or own, routed=self.settings.routed)
+        return ras.Acf(arq.seq, arq.bandwidth, destination or own, routed=self.settings.routed)
 
     # -- DRQ -------------------------------------------------------------
 
-    def on_drq(self, drq: ras.DisengageRequest, source: Address) -> tuple:
+    def on_drq(self, drq: ras.DisengageRequest, source: Address) -> Message:
         endpoint = self.registry.get(drq.endpoint_id)
         if endpoint is None or not endpoint.is_from(source):
             reason = "notRegistered" if endpoint is None else "requestToDropOther"
@@ -696,7 +698,7 @@ class RasController:
                 self.stats["spoofed"] += 1
             self.bus.publish(ev.DisengageRejected(source, drq.endpoint_id, drq.call_reference,
                                                   reason, drq.call_id))
-            return ras.drj(drq.seq, reason)
+            return ras.Drj(drq.seq, reason)
         self.registry.touch(endpoint, self.now())
         call = self.calls.find(endpoint.endpoint_id, drq.call_id, drq.conference_id,
                                drq.call_reference)
@@ -704,12 +706,12 @@ class RasController:
             self.stats["spoofed"] += 1
             self.bus.publish(ev.DisengageRejected(source, drq.endpoint_id, drq.call_reference,
                                                   "requestToDropOther", drq.call_id))
-            return ras.drj(drq.seq, "requestToDropOther")
+            return ras.Drj(drq.seq, "requestToDropOther")
         if call is not None:
             self.end_call(call, drq.reason)
         self.bus.publish(ev.DisengageConfirmed(source, endpoint.endpoint_id, drq.call_reference,
                                                drq.reason, drq.call_id))
-        return ras.dcf(drq.seq)
+        return ras.Dcf(drq.seq)
 
     def end_call(self, call: Call, reason: str) -> ev.CallDetailRecord:
         """Remove a call, give back its bandwidth and publish its CDR."""
@@ -724,33 +726,33 @@ class RasController:
 
     # -- BRQ -------------------------------------------------------------
 
-    def on_brq(self, brq: ras.BandwidthRequest, source: Address) -> tuple:
+    def on_brq(self, brq: ras.BandwidthRequest, source: Address) -> Message:
         endpoint = self.registry.get(brq.endpoint_id)
         if endpoint is None or not endpoint.is_from(source):
             reason = "notBound" if endpoint is None else "invalidPermission"
             self.bus.publish(ev.BandwidthRejected(source, brq.endpoint_id, brq.bandwidth, reason))
-            return ras.brj(brq.seq, reason, 0)
+            return ras.Brj(brq.seq, reason, 0)
         self.registry.touch(endpoint, self.now())
         call = self.calls.find(endpoint.endpoint_id, brq.call_id, brq.conference_id,
                                brq.call_reference)
         if call is None:
             self.bus.publish(ev.BandwidthRejected(source, brq.endpoint_id, brq.bandwidth,
                                                   "invalidConferenceID"))
-            return ras.brj(brq.seq, "invalidConferenceID", 0)
+            return ras.Brj(brq.seq, "invalidConferenceID", 0)
         if endpoint.endpoint_id not in call.endpoint_ids():
             self.stats["spoofed"] += 1
             self.bus.publish(ev.BandwidthRejected(source, brq.endpoint_id, brq.bandwidth,
                                                   "invalidPermission"))
-            return ras.brj(brq.seq, "invalidPermission", 0)
+            return ras.Brj(brq.seq, "invalidPermission", 0)
         granted = self.bandwidth.change(call.bandwidth, brq.bandwidth)
         if granted != brq.bandwidth:
             allowed = call.bandwidth + (self.bandwidth.available or 0)
             self.bus.publish(ev.BandwidthRejected(source, brq.endpoint_id, brq.bandwidth,
                                                   "insufficientResources"))
-            return ras.brj(brq.seq, "insufficientResources", allowed)
+            return ras.Brj(brq.seq, "insufficientResources", allowed)
         call.bandwidth = granted
         self.bus.publish(ev.BandwidthConfirmed(source, brq.endpoint_id, granted))
-        return ras.bcf(brq.seq, granted)
+        return ras.Bcf(brq.seq, granted)
 
     # -- LRQ -------------------------------------------------------------
 
@@ -792,7 +794,7 @@ class RasController:
                           source=ras.format_address(source), reply=ras.format_address(reply))
         return source
 
-    def on_lrq(self, lrq: ras.LocationRequest, source: Address) -> tuple | Reply:
+    def on_lrq(self, lrq: ras.LocationRequest, source: Address) -> Message | Reply:
         sender = self.lrq_sender(lrq, source)
         if sender is None:
             self.stats["LRQ refused"] += 1
@@ -801,7 +803,7 @@ class RasController:
                           "AcceptNonNeighborLRQ=0)", source=ras.format_address(source))
             self.bus.publish(ev.LocationRejected(source, lrq.destination_info, lrq.source_info,
                                                  "securityDenial"))
-            return ras.lrj(lrq.seq, "securityDenial")
+            return ras.Lrj(lrq.seq, "securityDenial")
         reply_to = self.lrq_reply_address(sender, lrq, source)
         caller = self.registry.get(lrq.endpoint_id) if sender == "endpoint" else None
         if self.rewrite_rules:
@@ -811,7 +813,7 @@ class RasController:
         held = self._held.get(key)
         if held is not None:
             self.stats["LRQ while held"] += 1
-            return self._to(ras.rip(lrq.seq, self.hold_delay_ms), reply_to, source)
+            return self._to(ras.Rip(lrq.seq, self.hold_delay_ms), reply_to, source)
         route = self.router.route(RoutingRequest(
             lrq.destination_info, None, lrq.source_info, caller, "LRQ", lrq.call_id, lrq.seq,
             source, caller.signal_address if caller else None))
@@ -820,11 +822,11 @@ class RasController:
         return self._lrq_answer(lrq, source, route, reply_to)
 
     @staticmethod
-    def _to(message: tuple, reply_to: Address, source: Address) -> tuple | Reply:
+    def _to(message: Message, reply_to: Address, source: Address) -> Message | Reply:
         return Reply(message, reply_to) if reply_to != source else message
 
     def _lrq_answer(self, lrq: ras.LocationRequest, source: Address, route: Any,
-                    reply_to: Address | None = None) -> tuple | Reply:
+                    reply_to: Address | None = None) -> Message | Reply:
         """LCF for a route, LRJ for none (an endpoint found by the registry
         must be reachable over RAS; one a virtual queue names need not be)."""
         reply_to = reply_to or source
@@ -842,42 +844,41 @@ class RasController:
         if reason is not None:
             self.bus.publish(ev.LocationRejected(source, lrq.destination_info, lrq.source_info,
                                                  reason))
-            return self._to(ras.lrj(lrq.seq, reason), reply_to, source)
+            return self._to(ras.Lrj(lrq.seq, reason), reply_to, source)
         self.bus.publish(ev.LocationConfirmed(
             source, found.endpoint_id if found else "", route.destination or lrq.destination_info,
             lrq.source_info, route.signal_address))
         signal = (self.settings.signal_address if self.settings.routed
                   and self.settings.signal_address else route.signal_address)
-        message = ras.lcf(lrq.seq, signal, ras_address,
+        message = ras.Lcf(lrq.seq, signal, ras_address,
                           route.destination or lrq.destination_info,
                           found.endpoint_type if found else None)
         return self._to(message, reply_to, source)
 
     # -- IRR, RAI and answers to our requests ----------------------------
 
-    def on_irr(self, irr: ras.InfoRequestResponse, source: Address) -> tuple | None:
+    def on_irr(self, irr: ras.InfoRequestResponse, source: Address) -> Message | None:
         self._answered(irr, source)
         endpoint = self.registry.get(irr.endpoint_id)
         if endpoint is None or not endpoint.is_from(source):
             self.stats["IRR from unknown"] += 1
             if irr.need_response:
-                return ("infoRequestNak", {"requestSeqNum": irr.seq,
-                                           "nakReason": ("notRegistered", None)})
+                return ras.Inak(irr.seq, "notRegistered")
             return None
         self.registry.touch(endpoint, self.now())
         self.bus.publish(ev.InfoResponseReceived(source, endpoint.endpoint_id, irr.unsolicited))
         if irr.need_response:
-            return ras.iack(irr.seq)
+            return ras.Iack(irr.seq)
         return None
 
-    def on_rai(self, rai: ras.ResourcesAvailableIndicate, source: Address) -> tuple:
+    def on_rai(self, rai: ras.ResourcesAvailableIndicate, source: Address) -> Message:
         endpoint = self.registry.get(rai.endpoint_id)
         if endpoint is not None and endpoint.is_from(source):
             endpoint.almost_out_of_resources = rai.almost_out_of_resources
             self.registry.touch(endpoint, self.now())
             self.bus.publish(ev.ResourcesAvailable(source, rai.endpoint_id,
                                                    rai.almost_out_of_resources))
-        return ras.rac(rai.seq)
+        return ras.Rac(rai.seq)
 
     def on_answer(self, pdu: ras.RasPdu, source: Address) -> None:
         if not self._answered(pdu, source):
@@ -906,11 +907,11 @@ class RasController:
             self._seq = self._seq % 65535 + 1
         return self._seq
 
-    def request(self, message: tuple, address: Address,
+    def request(self, message: Message, address: Address,
                 on_answer: Callable[[ras.RasPdu], None] | None = None) -> int:
         """Send a request of ours, retransmitting until it is answered."""
-        seq = message[1]["requestSeqNum"]
-        outgoing = _Outgoing(message[0], message, address, self.settings.request_retries,
+        seq = message.seq
+        outgoing = _Outgoing(message.kind, message, address, self.settings.request_retries,
                              on_answer=on_answer)
         self._outgoing[seq] = outgoing
         self._transmit(seq)
@@ -933,7 +934,7 @@ class RasController:
                    why: str = "forced") -> None:
         """Drop a registration: URQ to the endpoint, then forget it."""
         if endpoint.ras_address is not None and not endpoint.permanent:
-            message = ras.urq(self.next_seq(), endpoint.signal_addresses or (("0.0.0.0", 0),),
+            message = ras.Urq(self.next_seq(), endpoint.signal_addresses or (("0.0.0.0", 0),),
                               endpoint.endpoint_id, self.name, reason)
             self.request(message, endpoint.ras_address)
             self.bus.publish(ev.UnregistrationRequested(endpoint.ras_address,
@@ -958,7 +959,7 @@ class RasController:
             if endpoint is None or endpoint.ras_address is None or crv is None:
                 continue
             answered = endpoint_id == call.callee_endpoint_id
-            message = ras.drq(self.next_seq(), endpoint_id, call.conference_id, crv, reason,
+            message = ras.Drq(self.next_seq(), endpoint_id, call.conference_id, crv, reason,
                               call.call_id, self.name, answered)
             self.request(message, endpoint.ras_address)
             self.bus.publish(ev.DisengageRequested(endpoint.ras_address, endpoint_id, crv,
@@ -973,7 +974,7 @@ class RasController:
                 continue
             if endpoint.irq_polls < self.settings.irq_poll_count and endpoint.ras_address:
                 endpoint.irq_polls += 1
-                message = ras.irq(self.next_seq(), 0, None)
+                message = ras.Irq(self.next_seq(), 0, None)
                 self.request(message, endpoint.ras_address)
                 self.bus.publish(ev.InfoRequested(endpoint.ras_address, endpoint.endpoint_id))
                 self.registry.postpone(endpoint, self.settings.irq_poll_interval, now)

@@ -28,7 +28,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from gatekeeper.errors import DecodeError, EncodeError
-from gatekeeper.h225 import codec, ras
+from gatekeeper.h225 import ras
 from gatekeeper.h225.ras import Address
 from gatekeeper.ratelimit import RateLimitedLog
 from gatekeeper.ras.controller import Encoded, RasController, Reply
@@ -154,15 +154,15 @@ class RasProtocol(DatagramProtocol):
                 break
             forgotten.popitem(last=False)
 
-    def _encode(self, message: tuple) -> bytes | None:
+    def _encode(self, message: ras.OutgoingMessage | tuple) -> bytes | None:
         try:
-            return codec.encode_ras(message)
+            return ras.encode(message)
         except EncodeError:
             self.stats["errors"] += 1
-            self.trouble.failure("encode", "could not encode {kind}", kind=message[0])
+            self.trouble.failure("encode", "could not encode {kind}", kind=ras.kind_of(message))
             return None
 
-    def send_message(self, message: tuple, address: Address,
+    def send_message(self, message: ras.OutgoingMessage | tuple, address: Address,
                      answering: tuple[Address, str, int] | None = None,
                      write: bool = True) -> None:
         """Send a message of the gatekeeper's own (URQ, IRQ, DRQ, ...), or the
