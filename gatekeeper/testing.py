@@ -264,9 +264,10 @@ class FakeEndpoint:
 
     def place_call(self, reactor: Any, call_id: bytes, fast_start: list[bytes] | None = None,
                    decode: bool = True, setup: SignalMessage | bytes | None = None,
-                   timeout: float = 10.0) -> CallerLeg:
+                   timeout: float = 10.0, bind: bool = True) -> CallerLeg:
         """Open TCP to the call signalling address the ACF named and send the
-        Setup (``setup``: another message or TPKT payload instead)."""
+        Setup (``setup``: another message or TPKT payload instead); with
+        ``bind`` the connection is made from the endpoint's signalling host."""
         call = self.calls[call_id]
         if call.signal_address is None:
             raise ValueError("no ACF with a call signalling address read for this call")
@@ -275,7 +276,7 @@ class FakeEndpoint:
         factory = CallerFactory(self, reactor, call, setup, decode)
         host, port = call.signal_address
         reactor.connectTCP(host, port, factory, timeout=timeout,
-                           bindAddress=(self.signal_address[0], 0))
+                           bindAddress=(self.signal_address[0], 0) if bind else None)
         return factory.leg
 
     # -- answers ----------------------------------------------------------
@@ -479,6 +480,8 @@ class SignalLeg(Protocol):
 
     #: Which side of the call this leg is on: the flag its own messages carry.
     from_destination = False
+    #: Message types decoded in full even when the leg does not decode.
+    always_decode: frozenset[int] = frozenset()
 
     def __init__(self, clock: IReactorTime, decode: bool = True) -> None:
         self.clock = clock
@@ -514,12 +517,12 @@ class SignalLeg(Protocol):
             return
         for payload in payloads:
             try:
-                if self.decode:
+                kind, crv, flag = peek_header(payload)
+                if self.decode or kind in self.always_decode:
                     message = callsignal.parse(payload)
                     entry = Received(message.message_type, message.crv,
                                      message.q931.from_destination, self.clock.seconds(), message)
                 else:
-                    kind, crv, flag = peek_header(payload)
                     entry = Received(kind, crv, flag, self.clock.seconds())
             except DecodeError as error:
                 self._bad(f"q931: {error}")
@@ -663,6 +666,7 @@ class CalleeLeg(SignalLeg):
     gatekeeper, in routed mode): it answers the Setup as its script says."""
 
     from_destination = True
+    always_decode = frozenset((q931.SETUP,))    # its call identifier is needed
 
     def __init__(self, factory: CalleeFactory) -> None:
         super().__init__(factory.clock, factory.decode)

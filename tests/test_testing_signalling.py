@@ -329,6 +329,8 @@ def test_legs_that_do_not_decode_record_headers_only():
     assert callee_leg.types() == [q931.SETUP]
     assert caller_leg.types() == [q931.CALL_PROCEEDING, q931.ALERTING, q931.CONNECT]
     assert all(r.message is None and r.from_destination for r in caller_leg.received)
+    # the callee decodes its Setup all the same: it needs the call identifier
+    assert callee_leg.received[0].message is not None and callee_leg.call_id == b"C" * 16
     assert callee_leg.crv == callee_leg.received[0].crv
 
 
