@@ -256,6 +256,7 @@ _KNOWN_SECTIONS = {
     "RoutingPolicy::OnLRQ", "RoutingPolicy::OnSetup", "CTI::Agents", "RasSrv::RewriteE164",
     "RoutedMode", "GkStatus::Filtering", "Gatekeeper::Acct", "FileAcct", "StatusAcct", "HttpAcct",
     "Manhole", "RasSrv::LRQFeatures", "ReplyToRasAddress",
+    "CallTable",   # AcctUpdateInterval only, read by accounting/settings.py
 }
 
 

@@ -309,22 +309,78 @@ class CallDetailRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CallSnapshot:
+    """A call's parameters at one moment, copied out of the call table.
+
+    What accounting needs for the ``alert``, ``connect`` and ``update``
+    events: the same fields a :class:`CallDetailRecord` has, minus the end.
+    It holds values only (no live call record), so it may be kept forever.
+    """
+
+    call_number: int
+    call_id: bytes
+    conference_id: bytes
+    setup_time: float                    # seconds since the epoch (admission)
+    connect_time: float | None           # None: not connected (yet)
+    caller_signal_address: Address | None
+    caller_endpoint_id: str
+    callee_signal_address: Address | None
+    callee_endpoint_id: str
+    destination_info: tuple[Alias, ...]
+    source_info: tuple[Alias, ...]
+    bandwidth: int = 0
+    routed: bool = False
+    alerting_time: float | None = None   # None: not known to have rung
+
+    def duration(self, now: float) -> int:
+        """Whole seconds connected until ``now`` (0 if not connected)."""
+        if self.connect_time is None:
+            return 0
+        return max(0, int(now - self.connect_time))
+
+
+@dataclass(frozen=True, slots=True)
 class CallAlerting:
-    """The called party of a routed call is ringing (its Alerting passed the gatekeeper)."""
+    """The called party of a routed call is ringing (its Alerting passed the gatekeeper).
+
+    ``call`` is the call's snapshot for accounting.  Two CallAlerting events
+    are equal when they name the same call: the snapshot is not compared.
+    """
 
     trace_level: ClassVar[int] = 2
     call_number: int
     call_id: bytes
+    call: CallSnapshot | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class CallConnected:
-    """A routed call was answered (its Connect passed the gatekeeper)."""
+    """A routed call was answered (its Connect passed the gatekeeper).
+
+    ``call`` is the call's snapshot (with ``connect_time`` set) for
+    accounting; it is not compared, as for :class:`CallAlerting`.
+    """
 
     trace_level: ClassVar[int] = 2
     call_number: int
     call_id: bytes
     connect_time: float
+    call: CallSnapshot | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpdate:
+    """A connected call is still up: the periodic accounting update
+    (``[CallTable] AcctUpdateInterval``), at ``time`` (seconds since the epoch)."""
+
+    trace_level: ClassVar[int] = 2
+    call: CallSnapshot
+    time: float
+
+    @property
+    def duration(self) -> int:
+        """Whole seconds connected so far."""
+        return self.call.duration(self.time)
 
 
 @dataclass(frozen=True, slots=True)

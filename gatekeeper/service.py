@@ -172,7 +172,9 @@ class GatekeeperService(service.MultiService):
         return Accounting(config.acct, self.clock,
                           lambda text: self.bus.publish(AccountingLine(text)),
                           http_client=self.http_client,
-                          gatekeeper_name=self.settings.gatekeeper_id)
+                          gatekeeper_name=self.settings.gatekeeper_id,
+                          connected_calls=self.calls.connected_snapshots,   # read-only
+                          publish=self.bus.publish)                       # CallUpdate events
 
     #: The HTTP client HttpAcct uses (None: treq on the service's clock).
     http_client = None
@@ -367,6 +369,7 @@ class GatekeeperService(service.MultiService):
         self.add_permanent_endpoints()
         self._start_children()
         self.controller.start()
+        self.accounting.on()      # GnuGk's accounting "on" event
         self.log.info("gatekeeper {name} serving RAS on {interface}:{port}",
                       name=self.settings.gatekeeper_id, interface=self.listen.interface or "*",
                       port=self.listen.ras_port)
@@ -390,10 +393,13 @@ class GatekeeperService(service.MultiService):
         self.virtual_queues.stop()
         for call in list(self.calls):
             self.controller.end_call(call, "gatekeeper shutdown")
-        self.accounting.close()   # after the last CDRs: every one is on disk
+        # After the last CDRs: every one is on disk; then the "off" event, and
+        # the accounting closes once HttpAcct has delivered (or a few seconds).
+        closed = self.accounting.shutdown()
         for session in list(self.status.sessions):
             session.close()
         if self.signalling is not None:
             self.signalling.stop()
         self.controller.stop()
-        return super().stopService()
+        stopped = super().stopService()
+        return closed.addCallback(lambda _: stopped)

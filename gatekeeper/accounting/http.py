@@ -32,7 +32,8 @@ from twisted.python.failure import Failure
 
 from gatekeeper import events as ev
 from gatekeeper.accounting.params import (Params, admission_params, call_params, endpoint_params,
-                                    expand, timestamp_formatter)
+                                    expand, gatekeeper_params, snapshot_params,
+                                    timestamp_formatter)
 from gatekeeper.accounting.settings import HttpAcctSettings
 
 #: Answers worth retrying besides 5xx: request timeout, too many requests.
@@ -83,6 +84,7 @@ class HttpAcct:
         self._attempts = 0
         self._timer: IDelayedCall | None = None
         self._closed = False
+        self._waiters: list[tuple[Deferred, IDelayedCall]] = []
         self._timestamp = timestamp_formatter(settings.timestamp_format)
 
     @property
@@ -92,29 +94,57 @@ class HttpAcct:
 
     # -- events ----------------------------------------------------------------
 
-    def start(self, event: ev.AdmissionConfirmed) -> None:
+    # Each returns True when the request was queued, False when the queue
+    # was full (dropped), None when no URL is set for the event.
+
+    def start(self, event: ev.AdmissionConfirmed) -> bool | None:
         params = admission_params(event, self.clock.seconds(), self.gatekeeper_name,
                                   self._timestamp)
-        self._submit_event("start", params, f"start of call {event.call_number}")
+        return self._submit_event("start", params, f"start of call {event.call_number}")
 
-    def stop(self, record: ev.CallDetailRecord) -> None:
-        self._submit_event("stop", call_params(record, self._timestamp),
-                           f"CDR of call {record.call_number}")
+    def alert(self, call: ev.CallSnapshot, now: float) -> bool | None:
+        return self._submit_event("alert", self._call_params(call, now),
+                                  f"alert of call {call.call_number}")
 
-    def register(self, event: ev.EndpointRegistered) -> None:
+    def connect(self, call: ev.CallSnapshot, now: float) -> bool | None:
+        return self._submit_event("connect", self._call_params(call, now),
+                                  f"connect of call {call.call_number}")
+
+    def update(self, call: ev.CallSnapshot, now: float) -> bool | None:
+        return self._submit_event("update", self._call_params(call, now),
+                                  f"update of call {call.call_number}")
+
+    def stop(self, record: ev.CallDetailRecord) -> bool | None:
+        return self._submit_event("stop", call_params(record, self._timestamp),
+                                  f"CDR of call {record.call_number}")
+
+    def register(self, event: ev.EndpointRegistered) -> bool | None:
         params = endpoint_params(event.signal_address, event.endpoint_id, event.aliases,
                                  self.gatekeeper_name)
-        self._submit_event("register", params, f"registration of {event.endpoint_id}")
+        return self._submit_event("register", params, f"registration of {event.endpoint_id}")
 
-    def unregister(self, event: ev.EndpointUnregistered) -> None:
+    def unregister(self, event: ev.EndpointUnregistered) -> bool | None:
         params = endpoint_params(event.signal_address, event.endpoint_id, event.aliases,
                                  self.gatekeeper_name)
-        self._submit_event("unregister", params, f"unregistration of {event.endpoint_id}")
+        return self._submit_event("unregister", params,
+                                  f"unregistration of {event.endpoint_id}")
 
-    def _submit_event(self, event: str, params: Params, label: str) -> None:
+    def on(self, now: float) -> bool | None:
+        return self._submit_event("on", gatekeeper_params(self.gatekeeper_name, now,
+                                                          self._timestamp), "gatekeeper on")
+
+    def off(self, now: float) -> bool | None:
+        return self._submit_event("off", gatekeeper_params(self.gatekeeper_name, now,
+                                                           self._timestamp), "gatekeeper off")
+
+    def _call_params(self, call: ev.CallSnapshot, now: float) -> Params:
+        return snapshot_params(call, now, self.gatekeeper_name, self._timestamp)
+
+    def _submit_event(self, event: str, params: Params, label: str) -> bool | None:
         request = build_request(self.settings, event, params, label)
-        if request is not None:
-            self.submit(request)
+        if request is None:
+            return None
+        return self.submit(request)
 
     # -- the queue -------------------------------------------------------------
 
@@ -131,6 +161,26 @@ class HttpAcct:
         self._pump()
         return True
 
+    def when_empty(self, timeout: float) -> Deferred:
+        """A Deferred that fires with True once nothing is queued any more, or
+        with False after ``timeout`` seconds (service stop waits on it, so that
+        the ``off`` event and the last CDRs get a chance to be delivered)."""
+        waiting: Deferred = Deferred()
+        if not self._queue or self._closed:
+            waiting.callback(not self._queue)
+            return waiting
+        timer = self.clock.callLater(timeout, self._stop_waiting, waiting, False)
+        self._waiters.append((waiting, timer))
+        return waiting
+
+    def _stop_waiting(self, waiting: Deferred, emptied: bool) -> None:
+        for entry in list(self._waiters):
+            if entry[0] is waiting:
+                self._waiters.remove(entry)
+                if entry[1].active():
+                    entry[1].cancel()
+                waiting.callback(emptied)
+
     def close(self) -> None:
         """Stop sending (service stop); what is still queued is logged with its
         body, so it can be recovered from the log."""
@@ -138,6 +188,8 @@ class HttpAcct:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        for waiting, _ in list(self._waiters):
+            self._stop_waiting(waiting, False)
         for request in self._queue:
             self.log.error("HttpAcct: stopped before delivering {label}: {method} {url} {body}",
                            label=request.label, method=request.method, url=request.url,
@@ -190,6 +242,9 @@ class HttpAcct:
         self._in_flight = False
         if self._queue and not self._closed:
             self._timer = self.clock.callLater(0, self._resume)
+        elif not self._queue:
+            for waiting, _ in list(self._waiters):
+                self._stop_waiting(waiting, True)
 
     def _retry(self, request: HttpRequest, reason: str) -> None:
         self._in_flight = False

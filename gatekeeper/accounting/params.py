@@ -98,6 +98,39 @@ def call_params(record: ev.CallDetailRecord, timestamp: Timestamp) -> Params:
     return params
 
 
+def snapshot_params(call: ev.CallSnapshot, now: float, gatekeeper: str,
+                    timestamp: Timestamp) -> Params:
+    """The parameters of a call in progress (the ``alert``, ``connect`` and
+    ``update`` events): those of ``stop`` that are known so far, with ``%d``
+    the seconds connected until ``now`` and ``%t`` the seconds since setup."""
+    params = _common_call_params(
+        number=call.call_number, gatekeeper=gatekeeper, call_id=call.call_id,
+        caller=call.caller_signal_address, callee=call.callee_signal_address,
+        source=call.source_info, destination=call.destination_info, bandwidth=call.bandwidth)
+    params.update({
+        "d": str(call.duration(now)),
+        "t": str(max(0, int(now - call.setup_time))),
+        "ConfId": guid_spaced(call.conference_id),
+        "setup-time": timestamp(call.setup_time),
+    })
+    if call.connect_time is not None:
+        params["connect-time"] = timestamp(call.connect_time)
+    if call.alerting_time is not None:
+        params["alerting-time"] = timestamp(call.alerting_time)
+        # GnuGk: how long the callee rang, until Connect (or until now)
+        end = call.connect_time if call.connect_time is not None else now
+        params["ring-time"] = str(max(0, int(end - call.alerting_time)))
+    _set_if(params, "caller-epid", call.caller_endpoint_id)
+    _set_if(params, "callee-epid", call.callee_endpoint_id)
+    return params
+
+
+def gatekeeper_params(gatekeeper: str, now: float, timestamp: Timestamp) -> Params:
+    """The parameters of the ``on`` / ``off`` events: the gatekeeper's name
+    and, ours, ``%{timestamp}`` (when it happened)."""
+    return {"g": gatekeeper, "timestamp": timestamp(now)}
+
+
 def admission_params(event: ev.AdmissionConfirmed, now: float, gatekeeper: str,
                      timestamp: Timestamp) -> Params:
     """The parameters of an admitted call (the ``start`` event)."""

@@ -10,6 +10,9 @@ GnuGk's key names and value syntax are kept, so a GnuGk file loads unchanged:
 - ``[HttpAcct]``: ``Method``, ``<Event>URL`` / ``<Event>Body`` for each event,
   ``TimestampFormat``; and ours for the delivery queue: ``QueueSize``,
   ``RetryMin`` / ``RetryMax`` / ``Timeout`` (milliseconds).
+- ``[CallTable]``: ``AcctUpdateInterval`` (seconds between ``update`` events
+  of a connected call; 0, the default, sends none; GnuGk raises 1-9 to 10).
+  It is the only ``[CallTable]`` key read so far; the others are reported.
 
 Without a ``[Gatekeeper::Acct]`` section the embedded default runs: FileAcct
 writing GnuGk's standard CDR line to ``cdr.log`` in the working directory.
@@ -27,6 +30,10 @@ ACCT_SECTION = "Gatekeeper::Acct"
 FILE_SECTION = "FileAcct"
 STATUS_SECTION = "StatusAcct"
 HTTP_SECTION = "HttpAcct"
+CALL_TABLE_SECTION = "CallTable"
+
+#: GnuGk: a non-zero AcctUpdateInterval is at least this many seconds.
+MIN_UPDATE_INTERVAL = 10
 
 #: Every event name GnuGk accepts in ``[Gatekeeper::Acct]``.
 EVENTS = ("start", "stop", "alert", "connect", "update", "register", "unregister",
@@ -62,8 +69,9 @@ DEFAULT_STATUS_TEMPLATES: dict[str, str] = {
 class ModuleEntry:
     """One line of ``[Gatekeeper::Acct]``.
 
-    ``control`` is kept as read; the modules here never veto a call, so it
-    does not change what is logged (every enabled module logs its events).
+    ``control`` decides, as in GnuGk, whether an event counts as logged
+    (see ``gatekeeper.accounting.outcome``); it never keeps a module from
+    getting its events and never rejects a call.
     """
 
     name: str
@@ -149,6 +157,8 @@ class AcctSettings:
     file: FileAcctSettings = field(default_factory=FileAcctSettings)
     status: StatusAcctSettings = field(default_factory=StatusAcctSettings)
     http: HttpAcctSettings = field(default_factory=HttpAcctSettings)
+    #: ``[CallTable] AcctUpdateInterval``, seconds; 0: no update events.
+    update_interval: int = 0
 
     def module(self, name: str) -> ModuleEntry | None:
         """The ``[Gatekeeper::Acct]`` entry of a module, or None if it is off."""
@@ -169,6 +179,7 @@ def parse_acct(ini: IniFile) -> tuple[AcctSettings, list[str]]:
         file=_parse_file(ini, warnings),
         status=_parse_status(ini, warnings),
         http=_parse_http(ini, warnings),
+        update_interval=_parse_call_table(ini, warnings),
     )
     if settings.module("HttpAcct") is not None and not settings.http.targets:
         warnings.append(f"{ini.path}: [{HTTP_SECTION}]: HttpAcct is enabled but no "
@@ -222,6 +233,24 @@ def _parse_module_entry(path: str, key: str, value: str, name: str,
             continue
         events.add(token)
     return ModuleEntry(name, control, frozenset(events))
+
+
+# -- [CallTable] ---------------------------------------------------------------
+
+
+def _parse_call_table(ini: IniFile, warnings: list[str]) -> int:
+    """``AcctUpdateInterval``: 0 (off) or seconds, at least 10 as in GnuGk."""
+    interval = 0
+    for key, value in ini.items(CALL_TABLE_SECTION):
+        if key.lower() == "acctupdateinterval":
+            interval = as_int(ini.path, CALL_TABLE_SECTION, key, value, 0, 86_400 * 365)
+            if 0 < interval < MIN_UPDATE_INTERVAL:
+                warnings.append(f"{ini.path}: [{CALL_TABLE_SECTION}] {key}={value}: raised to "
+                                f"{MIN_UPDATE_INTERVAL} seconds (the least GnuGk allows)")
+                interval = MIN_UPDATE_INTERVAL
+        else:
+            warnings.append(f"{ini.path}: [{CALL_TABLE_SECTION}] {key}: not supported, ignored")
+    return interval
 
 
 # -- [FileAcct] ----------------------------------------------------------------

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
-from gatekeeper.events import CallAlerting, CallConnected, CallDetailRecord
+from gatekeeper.events import CallAlerting, CallConnected, CallDetailRecord, CallSnapshot
 from gatekeeper.h225.ras import Address, Alias
 
 
@@ -29,6 +29,7 @@ class Call:
     connect_time: float | None = None
     answered: bool = False
     routed: bool = False
+    alerting_time: float | None = None
 
     @property
     def connected(self) -> bool:
@@ -128,13 +129,45 @@ class CallTable:
             call.connect_time = now
             self.total_connected += 1
 
-    def alerting_event(self, call: Call) -> CallAlerting:
-        """The event published when a routed call's callee rings."""
-        return CallAlerting(call.number, call.call_id)
+    def alerting_event(self, call: Call, now: float | None = None) -> CallAlerting:
+        """The event published when a routed call's callee rings; given
+        ``now``, the first Alerting's time is kept with the call."""
+        if now is not None and call.alerting_time is None:
+            call.alerting_time = now
+        return CallAlerting(call.number, call.call_id, self.snapshot(call))
 
     def connected_event(self, call: Call) -> CallConnected:
         """The event published when a routed call is answered."""
-        return CallConnected(call.number, call.call_id, call.connect_time)
+        return CallConnected(call.number, call.call_id, call.connect_time, self.snapshot(call))
+
+    @staticmethod
+    def snapshot(call: Call) -> CallSnapshot:
+        """A frozen copy of the call's parameters (for events and accounting)."""
+        return CallSnapshot(
+            call_number=call.number,
+            call_id=call.call_id,
+            conference_id=call.conference_id,
+            setup_time=call.admission_time,
+            connect_time=call.connect_time,
+            caller_signal_address=call.caller_signal_address,
+            caller_endpoint_id=call.caller_endpoint_id,
+            callee_signal_address=call.callee_signal_address,
+            callee_endpoint_id=call.callee_endpoint_id,
+            destination_info=call.destination_info,
+            source_info=call.source_info,
+            bandwidth=call.bandwidth,
+            routed=call.routed,
+            alerting_time=call.alerting_time,
+        )
+
+    def connected_snapshots(self, due: Callable[[int, float], bool] | None = None
+                            ) -> list[CallSnapshot]:
+        """Read-only: snapshots of the connected calls, in call-number order;
+        with ``due``, only of those for which ``due(number, connect_time)``
+        is true (so that a periodic reader copies only what it will use)."""
+        return [self.snapshot(call) for call in self
+                if call.connect_time is not None
+                and (due is None or due(call.number, call.connect_time))]
 
     def end(self, call: Call, now: float, gatekeeper_name: str, reason: str = "") -> CallDetailRecord:
         """Remove the call and return its detail record."""
