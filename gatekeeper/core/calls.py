@@ -165,9 +165,11 @@ class CallTable:
         """Read-only: snapshots of the connected calls, in call-number order;
         with ``due``, only of those for which ``due(number, connect_time)``
         is true (so that a periodic reader copies only what it will use)."""
-        return [self.snapshot(call) for call in self
-                if call.connect_time is not None
-                and (due is None or due(call.number, call.connect_time))]
+        chosen = [call for call in self._by_number.values()
+                  if call.connect_time is not None
+                  and (due is None or due(call.number, call.connect_time))]
+        chosen.sort(key=lambda call: call.number)
+        return [self.snapshot(call) for call in chosen]
 
     def end(self, call: Call, now: float, gatekeeper_name: str, reason: str = "") -> CallDetailRecord:
         """Remove the call and return its detail record."""
