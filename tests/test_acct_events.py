@@ -15,8 +15,7 @@ from twisted.internet.task import Clock
 from gatekeeper import config, events as ev, tap
 from gatekeeper.accounting import SHUTDOWN_DRAIN, Accounting
 from gatekeeper.accounting.outcome import FAIL, NEXT, OK, verdict
-from gatekeeper.accounting.settings import (AcctSettings, HttpAcctSettings, HttpTarget,
-                                            ModuleEntry, parse_acct)
+from gatekeeper.accounting.settings import parse_acct
 from gatekeeper.accounting.updates import UpdateTimer
 from gatekeeper.configfile import ConfigError, read_ini
 from gatekeeper.core.calls import Call, CallTable
