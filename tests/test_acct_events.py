@@ -44,13 +44,14 @@ def clock(monkeypatch):
     time.tzset()
 
 
-def new_call(table: CallTable, number: int | None = None, call_id: bytes = CALL_ID) -> Call:
+def new_call(table: CallTable, number: int | None = None, call_id: bytes = CALL_ID,
+             setup: float = SETUP) -> Call:
     call = Call(number=number or table.next_number(), call_id=call_id, conference_id=CONF_ID,
                 caller_endpoint_id="1_endp", caller_signal_address=("10.0.0.1", 1720),
                 caller_crv=12, callee_endpoint_id="2_endp",
                 callee_signal_address=("10.0.0.2", 1721),
                 destination_info=(dialled_digits("800"),), source_info=(h323_id("alice"),),
-                bandwidth=640, admission_time=SETUP, routed=True)
+                bandwidth=640, admission_time=setup, routed=True)
     return table.add(call)
 
 
@@ -138,10 +139,11 @@ def test_connected_snapshots_lists_only_connected_calls_and_honours_the_filter()
     table.mark_connected(first, SETUP + 1)
     assert [s.call_number for s in table.connected_snapshots()] == [first.number, second.number]
     asked = []
-    picked = table.connected_snapshots(lambda number, when: asked.append((number, when))
-                                       or number == second.number)
+    picked = table.connected_snapshots(
+        lambda number, setup, connect: asked.append((number, setup, connect))
+        or number == second.number)
     assert [s.call_number for s in picked] == [second.number]
-    assert asked == [(first.number, SETUP + 1), (second.number, SETUP + 5)]
+    assert sorted(asked) == [(first.number, SETUP, SETUP + 1), (second.number, SETUP, SETUP + 5)]
     assert len(table) == 3            # reading changed nothing
     assert table.total_connected == 2
 
@@ -341,7 +343,7 @@ def test_acct_update_interval_is_read_from_the_call_table_section():
     assert not any("section not supported" in w for w in whole.warnings)
 
 
-def test_updates_come_every_interval_after_connect_until_the_call_ends(clock):
+def test_updates_come_every_interval_the_first_counted_from_setup_as_gnugks(clock):
     bus = ev.EventBus()
     seen: list[object] = []
     bus.subscribe(seen.append)
@@ -349,24 +351,24 @@ def test_updates_come_every_interval_after_connect_until_the_call_ends(clock):
     acct, lines = accounting(clock, "[Gatekeeper::Acct]\nStatusAcct=required;update\n"
                                     "[CallTable]\nAcctUpdateInterval=30\n"
                                     "[StatusAcct]\nUpdateEvent=U|%n|%d\n", table=table, bus=bus)
-    first = new_call(table)
-    clock.advance(0.4)
-    table.mark_connected(first, clock.seconds())          # connected at +0.4
-    second = new_call(table, call_id=bytes(16))
-    clock.advance(10)
-    table.mark_connected(second, clock.seconds())         # connected at +10.4
-    for _ in range(75):
-        clock.advance(1)                                   # up to +85.4
-    assert lines == [f"U|{first.number}|30", f"U|{second.number}|30",
-                     f"U|{first.number}|60", f"U|{second.number}|60"]
-    updates = [e for e in seen if isinstance(e, ev.CallUpdate)]
-    late = [u.time - u.call.connect_time - due for u, due in zip(updates, (30, 30, 60, 60))]
-    assert len(updates) == 4 and all(0 <= lateness < 1 for lateness in late)   # the 1 s tick
-    bus.publish(table.end(first, clock.seconds(), "gk"))
-    for _ in range(40):
+    early = new_call(table)                                  # set up at +0
+    table.mark_connected(early, SETUP + 0.5)                 # answered at once
+    late = new_call(table, call_id=bytes(16), setup=SETUP + 10)
+    for second in range(1, 101):
         clock.advance(1)
-    assert lines[4:] == [f"U|{second.number}|90"]
-    assert acct.counters()["updates_published"] == 5
+        if second == 50:
+            table.mark_connected(late, SETUP + 50.5)         # rang for 40 s
+    # early: 30 s after setup, then every 30 s; late: at once (already 41 s
+    # since its setup), then 30 s after that.
+    e, n = early.number, late.number
+    assert lines == [f"U|{e}|29", f"U|{n}|0", f"U|{e}|59", f"U|{n}|30", f"U|{e}|89"]
+    updates = [u for u in seen if isinstance(u, ev.CallUpdate)]
+    assert [u.time - SETUP for u in updates] == [30, 51, 60, 81, 90]
+    bus.publish(table.end(early, clock.seconds(), "gk"))
+    for _ in range(30):
+        clock.advance(1)
+    assert lines[5:] == [f"U|{n}|60"]
+    assert acct.counters()["updates_published"] == 6
     acct.close()
     assert clock.getDelayedCalls() == []
 
@@ -386,7 +388,7 @@ def test_no_timer_without_an_interval_or_without_a_module_for_update(clock):
     assert not acct.updates.running and clock.getDelayedCalls() == []
 
 
-def test_a_long_stall_gives_one_update_and_keeps_the_rhythm(clock):
+def test_a_long_stall_gives_one_update_and_the_next_comes_an_interval_later(clock):
     table = CallTable()
     published: list[ev.CallUpdate] = []
     call = new_call(table)
@@ -394,8 +396,10 @@ def test_a_long_stall_gives_one_update_and_keeps_the_rhythm(clock):
     timer = UpdateTimer(clock, 30, table.connected_snapshots, published.append)
     clock.advance(95)                                      # the reactor was busy
     assert [u.duration for u in published] == [95]
-    clock.advance(25)                                      # +120
-    assert [u.duration for u in published] == [95, 120]
+    clock.advance(25)                                      # +120: 25 s since the last one
+    assert [u.duration for u in published] == [95]
+    clock.advance(5)
+    assert [u.duration for u in published] == [95, 125]
     timer.stop()
     with pytest.raises(ValueError):
         UpdateTimer(clock, 0, table.connected_snapshots, published.append)

@@ -80,16 +80,16 @@ def test_a_relayed_call_is_accounted_at_start_alert_connect_updates_and_stop(rou
     assert fields(alert) == ["Alert", str(number), *parties, "0", "2", "", str(START + 2), "GK"]
     assert fields(connect) == ["Connect", str(number), *parties, "0", "5", str(START + 5), "",
                                "GK"]
-    # Updates every 20 s of connection, from the reactor's clock.
+    # Updates every 20 s, the first 20 s after the ACF, from the reactor's clock.
     for _ in range(45):
         gk.reactor.advance(1)
     updates = [fields(line) for line in lines if line.startswith("Update|")]
-    assert [u[7] for u in updates] == ["20", "40"]
+    assert [u[7] for u in updates] == ["15", "35"]           # %d: connected at +5
     assert all(u[1:7] == [str(number), *parties] and u[9] == str(START + 5) for u in updates)
-    assert [u[8] for u in updates] == ["25", "45"]            # %t: since the ACF
+    assert [u[8] for u in updates] == ["20", "40"]            # %t: since the ACF
     spaced = dashed.replace("-", "%20")        # HttpAcct: the CDR form, percent-encoded
     assert http.urls[0] == f"http://127.0.0.1:9/c?d=0&id={spaced}"
-    assert http.urls[1:] == ["http://127.0.0.1:9/u?d=20", "http://127.0.0.1:9/u?d=40"]
+    assert http.urls[1:] == ["http://127.0.0.1:9/u?d=15", "http://127.0.0.1:9/u?d=35"]
     # The caller hangs up: one Stop, and no more updates.
     call.caller.send(signal(q931.RELEASE_COMPLETE, 0x2A5B, False, "releaseComplete",
                             {**common(call.call_id), "reason": ("undefinedReason", None)}))

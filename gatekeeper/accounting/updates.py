@@ -1,22 +1,22 @@
 """The periodic ``update`` accounting events of connected calls.
 
-GnuGk's ``[CallTable] AcctUpdateInterval``: while a call is connected, an
-accounting update is logged every ``interval`` seconds, counted from its
-connect time (at connect + interval, connect + 2 * interval, ...).  The
-timer here ticks once a second on the injected clock, asks the call table
-(read-only) for the connected calls whose next multiple of the interval fell
-in the time since the previous tick, and publishes a
-:class:`~gatekeeper.events.CallUpdate` for each on the bus.
+GnuGk's ``[CallTable] AcctUpdateInterval``: a connected call gets an
+accounting update as soon as ``interval`` seconds have passed since its last
+one, the first counted from the call's setup (admission).  So a call
+connected early gets its first update ``interval`` seconds after setup, one
+connected later than that gets one at once, and then every ``interval``
+seconds.  The timer here looks at the call table (read-only) once a second
+on the injected clock, as GnuGk's call table check does, and publishes a
+:class:`~gatekeeper.events.CallUpdate` for each call due.
 
-Nothing is kept per call: a tick compares the number of whole intervals
-connected now and at the previous tick, so a call that ended needs no
-clean-up, and a timer started by a reload goes on with the same rhythm.
-If the reactor stalls over several intervals, one update is sent for them.
+The time of each call's last update is kept here, rebuilt at every tick
+from the calls still connected (an ended call leaves no trace).  A timer
+started by a reload does not know the old one's times: the calls connected
+at that moment get their next update ``interval`` seconds after it.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 from twisted.internet.interfaces import IReactorTime
@@ -24,9 +24,10 @@ from twisted.internet.task import LoopingCall
 
 from gatekeeper import events as ev
 
-#: The call table's ``connected_snapshots``: a filter (call number, connect
-#: time) -> bool, or None for every connected call.
-ConnectedCalls = Callable[[Callable[[int, float], bool] | None], list[ev.CallSnapshot]]
+#: The call table's ``connected_snapshots``: a filter (call number, setup
+#: time, connect time) -> bool, or None for every connected call.
+CallFilter = Callable[[int, float, float], bool]
+ConnectedCalls = Callable[[CallFilter | None], list[ev.CallSnapshot]]
 
 #: Seconds between two looks at the call table.
 TICK = 1.0
@@ -44,7 +45,14 @@ class UpdateTimer:
         self.connected_calls = connected_calls
         self.publish = publish
         self.published = 0
-        self._previous = clock.seconds()
+        start = clock.seconds()
+        self._last: dict[int, float] = {}       # call number -> its last update
+
+        def already_connected(number: int, setup_time: float, connect_time: float) -> bool:
+            self._last[number] = start
+            return False
+
+        connected_calls(already_connected)
         self._loop = LoopingCall(self._tick)
         self._loop.clock = clock
         self._loop.start(TICK, now=False)
@@ -57,17 +65,17 @@ class UpdateTimer:
         if self._loop.running:
             self._loop.stop()
 
-    def _intervals(self, connect_time: float, at: float) -> int:
-        """Whole intervals connected at time ``at`` (negative before connect)."""
-        return math.floor((at - connect_time) / self.interval)
-
     def _tick(self) -> None:
         now = self.clock.seconds()
-        previous, self._previous = self._previous, now
+        last, self._last = self._last, {}
 
-        def due(number: int, connect_time: float) -> bool:
-            crossed = self._intervals(connect_time, now)
-            return crossed >= 1 and crossed > self._intervals(connect_time, previous)
+        def due(number: int, setup_time: float, connect_time: float) -> bool:
+            previous = last.get(number, setup_time)
+            if now - previous >= self.interval:
+                self._last[number] = now
+                return True
+            self._last[number] = previous
+            return False
 
         for call in self.connected_calls(due):
             self.published += 1

@@ -160,14 +160,15 @@ class CallTable:
             alerting_time=call.alerting_time,
         )
 
-    def connected_snapshots(self, due: Callable[[int, float], bool] | None = None
+    def connected_snapshots(self, due: Callable[[int, float, float], bool] | None = None
                             ) -> list[CallSnapshot]:
         """Read-only: snapshots of the connected calls, in call-number order;
-        with ``due``, only of those for which ``due(number, connect_time)``
-        is true (so that a periodic reader copies only what it will use)."""
+        with ``due``, only of those for which ``due(number, setup_time,
+        connect_time)`` is true (so that a periodic reader copies only what
+        it will use)."""
         chosen = [call for call in self._by_number.values()
                   if call.connect_time is not None
-                  and (due is None or due(call.number, call.connect_time))]
+                  and (due is None or due(call.number, call.admission_time, call.connect_time))]
         chosen.sort(key=lambda call: call.number)
         return [self.snapshot(call) for call in chosen]
 
