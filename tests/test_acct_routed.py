@@ -78,8 +78,9 @@ def test_a_relayed_call_is_accounted_at_start_alert_connect_updates_and_stop(rou
     alert, connect = lines[1], lines[2]
     parties = ["10.0.0.1:1720", "10.0.0.2:1720", caller.endpoint_id, callee.endpoint_id, dashed]
     assert fields(alert) == ["Alert", str(number), *parties, "0", "2", "", str(START + 2), "GK"]
-    assert fields(connect) == ["Connect", str(number), *parties, "0", "5", str(START + 5), "",
-                               "GK"]
+    # the Connect's %{alerting-time} is the first Alerting's, kept with the call
+    assert fields(connect) == ["Connect", str(number), *parties, "0", "5", str(START + 5),
+                               str(START + 2), "GK"]
     # Updates every 20 s, the first 20 s after the ACF, from the reactor's clock.
     for _ in range(45):
         gk.reactor.advance(1)

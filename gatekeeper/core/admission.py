@@ -88,7 +88,7 @@ class SetupAdmission:
         return self.calls.get(call.number) is call
 
     def alerting(self, call: Call) -> None:
-        self.bus.publish(self.calls.alerting_event(call))
+        self.bus.publish(self.calls.alerting_event(call, self._now()))
 
     def connected(self, call: Call) -> None:
         if call.connect_time is not None or not self.is_live(call):
