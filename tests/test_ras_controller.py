@@ -1483,8 +1483,8 @@ def test_discovery_memory_forgets_old_grqs():
     for n in range(1, 50):
         endpoint = phone(n)
         gk.ask(endpoint, endpoint.grq())
-    assert len(gk.controller._discovered) == 49
+    assert len(gk.controller.registration._discovered) == 49
     gk.clock.advance(61)
     late = phone(60)
     gk.ask(late, late.grq())
-    assert list(gk.controller._discovered) == ["10.0.0.60"]
+    assert list(gk.controller.registration._discovered) == ["10.0.0.60"]
