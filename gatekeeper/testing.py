@@ -869,6 +869,7 @@ class CallerFactory(ClientFactory):
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
         self.leg.errors.append("connect: " + reason.getErrorMessage())
         self.leg.opened.errback(reason)
+        self.leg.connectionLost(reason)     # what waits for a message fails, ``lost`` fires
 
 
 class MessageTemplates:

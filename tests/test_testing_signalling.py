@@ -143,8 +143,12 @@ def test_failed_connection_fails_the_legs_opened_deferred():
     leg.opened.addErrback(failures.append)
     from twisted.internet.error import ConnectionRefusedError
     from twisted.python.failure import Failure
+    waiting = []
+    leg.wait_for(q931.CONNECT).addErrback(waiting.append)
     reactor.tcpClients[0][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
     assert len(failures) == 1 and leg.errors and "refused" in leg.errors[0].lower()
+    # whoever waits for the call's messages hears of it too
+    assert waiting and waiting[0].check(ConnectionClosed) and leg.is_lost and leg.lost.called
 
 
 # -- the callee ------------------------------------------------------------------
