@@ -149,8 +149,8 @@ class GatekeeperService(service.MultiService):
 
     def _signalling(self, connector: IReactorTCP) -> SignallingServer:
         """Routed mode: Setups matched to their calls, a relay per call."""
-        admission = SetupAdmission(self.calls, self.registry, self.bus, self.controller.admission.end_call,
-                                   self.clock.seconds)
+        admission = SetupAdmission(self.calls, self.registry, self.bus,
+                                   self.controller.admission.end_call, self.clock.seconds)
         server = SignallingServer(admission, self.clock, connector,
                                   signalling_settings(self.config.routed_mode),
                                   bind_address=self.listen.interface or None)
