@@ -1,10 +1,19 @@
 """RAS message -> core -> reply.
 
-:class:`RasController` holds no socket: the protocol hands it typed messages
-(``gatekeeper.h225.ras``) with their source address and writes back what it
-returns; requests the gatekeeper itself sends (URQ, IRQ, DRQ) go out through
-the ``send`` callable the protocol attaches, and are retransmitted until the
-endpoint answers.  Every confirm and reject is published on the event bus.
+:class:`RasController` holds no socket and decides no policy: the protocol
+hands it typed messages (``gatekeeper.h225.ras``) with their source address;
+it maps each to a request of the core (:class:`~gatekeeper.core.registration.
+Registration` for GRQ/RRQ/URQ, :class:`~gatekeeper.core.admission.Admission`
+for ARQ/BRQ/DRQ) and the decision back to a typed reply (``ras.Acf``,
+``ras.Rrj``, ...), which the protocol encodes and writes.  What stays here is
+RAS-specific: where answers go ([ReplyToRasAddress], LRQ replyAddress and
+who may ask an LRQ), RequestInProgress for held requests and the sequence
+numbers they are asked again with, the encoded keepalive RCFs
+(:mod:`gatekeeper.ras.keepalive`), and the requests the gatekeeper itself
+sends when the core decides something (URQ, DRQ, IRQ: this object is the
+core's notifier), sent through the ``send`` callable the protocol attaches
+and retransmitted until the endpoint answers.  The core publishes the
+confirm and reject events.
 """
 
 from __future__ import annotations
