@@ -907,19 +907,23 @@ class RasClient(DatagramProtocol):
     noisy = False
 
     def __init__(self, endpoint: FakeEndpoint, gatekeeper: Address, clock: IReactorTime,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, retries: int = 0) -> None:
         self.endpoint = endpoint
         self.gatekeeper = gatekeeper
         self.clock = clock
         self.timeout = timeout
+        #: Times a request is sent again, ``timeout`` apart, before it fails
+        #: (as endpoints retransmit RAS requests, H.225.0 7.2).
+        self.retries = retries
+        self.retransmitted = 0
         self.gatekeeper_requests: list[ras.RasPdu] = []
         self._waiting: dict[int, tuple[Deferred, Any]] = {}
 
     @classmethod
     def listen(cls, reactor: Any, endpoint: FakeEndpoint, gatekeeper: Address,
-               timeout: float = 5.0) -> RasClient:
+               timeout: float = 5.0, retries: int = 0) -> RasClient:
         """Bind a UDP port on the endpoint's RAS host; its RAS address becomes it."""
-        client = cls(endpoint, gatekeeper, reactor, timeout)
+        client = cls(endpoint, gatekeeper, reactor, timeout, retries)
         port = reactor.listenUDP(endpoint.ras_address[1], client,
                                  interface=endpoint.ras_address[0])
         endpoint.ras_address = (endpoint.ras_address[0], port.getHost().port)
@@ -929,15 +933,23 @@ class RasClient(DatagramProtocol):
         """Send a request the endpoint built; fires with the answer (RasPdu)."""
         seq = self.endpoint._seq        # the sequence number the builder just used
         waiter: Deferred = Deferred()
-        timer = self.clock.callLater(self.timeout, self._timed_out, seq)
+        timer = self.clock.callLater(self.timeout, self._timed_out, seq, data, self.retries)
         self._waiting[seq] = (waiter, timer)
         self.transport.write(data, self.gatekeeper)
         return waiter
 
-    def _timed_out(self, seq: int) -> None:
-        waiter, _ = self._waiting.pop(seq, (None, None))
-        if waiter is not None:
-            waiter.errback(Failure(TimeoutError(f"no RAS answer to request {seq}")))
+    def _timed_out(self, seq: int, data: bytes, retries: int) -> None:
+        if seq not in self._waiting:
+            return
+        if retries > 0:
+            waiter, _ = self._waiting[seq]
+            self._waiting[seq] = (waiter, self.clock.callLater(
+                self.timeout, self._timed_out, seq, data, retries - 1))
+            self.retransmitted += 1
+            self.transport.write(data, self.gatekeeper)
+            return
+        waiter, _ = self._waiting.pop(seq)
+        waiter.errback(Failure(TimeoutError(f"no RAS answer to request {seq}")))
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         try:

@@ -411,3 +411,24 @@ def test_ras_client_request_times_out():
     client.request(alice.rrq()).addErrback(failures.append)
     clock.advance(2.0)
     assert failures and failures[0].check(TimeoutError)
+
+
+def test_ras_client_retransmits_before_it_gives_up():
+    clock = Clock()
+    alice = FakeEndpoint(["1001"])
+    client = RasClient(alice, ("127.0.0.1", 1719), clock, timeout=1.0, retries=2)
+    transport = FakeDatagramTransport()
+    client.makeConnection(transport)
+    answers, failures = [], []
+    client.request(alice.rrq()).addCallbacks(answers.append, failures.append)
+    [(first, _)] = transport.take()
+    clock.advance(1.0)
+    clock.advance(1.0)
+    assert [data for data, _ in transport.take()] == [first, first]
+    assert client.retransmitted == 2 and not failures
+    seq = codec.decode_ras(first)[1]["requestSeqNum"]
+    client.datagramReceived(codec.encode_ras(ras.rcf(seq, [("127.0.0.1", 1720)], "3_e", "GK")),
+                            ("127.0.0.1", 1719))
+    assert answers and answers[0].kind == "registrationConfirm"
+    clock.advance(5.0)
+    assert not failures and transport.take() == []
