@@ -24,8 +24,8 @@ counters and the event bus follow.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -81,8 +81,7 @@ class AdmissionSettings:
 # -- requests ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class AdmissionRequest:
+class AdmissionRequest(NamedTuple):
     """A request to admit one side of a call (an ARQ, or a Setup)."""
 
     source: Address                       # where the request came from
@@ -99,8 +98,7 @@ class AdmissionRequest:
     origin: str = "ARQ"                   # the routing chain's message type: ARQ or Setup
 
 
-@dataclass(frozen=True, slots=True)
-class DisengageRequest:
+class DisengageRequest(NamedTuple):
     """An endpoint says a call ended (DRQ)."""
 
     source: Address
@@ -111,8 +109,7 @@ class DisengageRequest:
     reason: str = "normalDrop"
 
 
-@dataclass(frozen=True, slots=True)
-class BandwidthRequest:
+class BandwidthRequest(NamedTuple):
     """An endpoint asks for another bandwidth for a call (BRQ)."""
 
     source: Address
@@ -126,8 +123,7 @@ class BandwidthRequest:
 # -- decisions -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
+class Admitted(NamedTuple):
     """Confirm: what to answer, and the call."""
 
     call: Call
@@ -138,15 +134,13 @@ class Admitted:
     destination_type: str | None = None   # the callee's endpoint type, if registered
 
 
-@dataclass(frozen=True, slots=True)
-class AdmissionRefused:
+class AdmissionRefused(NamedTuple):
     """Reject with its H.225.0 AdmissionRejectReason."""
 
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class AdmissionHeld:
+class AdmissionHeld(NamedTuple):
     """A routing policy asks someone else first.
 
     ``decision`` fires with :class:`Admitted`, :class:`AdmissionRefused`, or
@@ -159,23 +153,19 @@ class AdmissionHeld:
     decision: Deferred | None
 
 
-@dataclass(frozen=True, slots=True)
-class Disengaged:
+class Disengaged(NamedTuple):
     call: Call | None                     # None: no such call, confirmed all the same
 
 
-@dataclass(frozen=True, slots=True)
-class DisengageRefused:
+class DisengageRefused(NamedTuple):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class BandwidthGranted:
+class BandwidthGranted(NamedTuple):
     bandwidth: int
 
 
-@dataclass(frozen=True, slots=True)
-class BandwidthRefused:
+class BandwidthRefused(NamedTuple):
     reason: str
     allowed: int = 0
 
@@ -249,7 +239,7 @@ class Admission:
         """Where a call goes: the destination rewritten ([RasSrv::RewriteE164]),
         then the routing chain (a Deferred when a policy asks someone else)."""
         if self.rewrite_rules:
-            request = replace(request, destination_info=self.rewrite(request.destination_info))
+            request = request._replace(destination_info=self.rewrite(request.destination_info))
         caller_signal = (caller.signal_address if caller is not None
                          else request.src_signal_address)
         route = self.router.route(RoutingRequest(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import socket
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -73,8 +73,7 @@ class RegistrationSettings:
 # -- requests ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DiscoveryRequest:
+class DiscoveryRequest(NamedTuple):
     """A GRQ: who asks, for which gatekeeper."""
 
     source: Address
@@ -85,8 +84,7 @@ class DiscoveryRequest:
     multicast: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterRequest:
+class RegisterRequest(NamedTuple):
     """A full registration (or its renewal)."""
 
     source: Address
@@ -102,8 +100,7 @@ class RegisterRequest:
     discovery_complete: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class KeepaliveRequest:
+class KeepaliveRequest(NamedTuple):
     """A lightweight RRQ: the endpoint says it is still there."""
 
     source: Address
@@ -113,8 +110,7 @@ class KeepaliveRequest:
     endpoint_type: str = ""                # likewise
 
 
-@dataclass(frozen=True, slots=True)
-class UnregisterRequest:
+class UnregisterRequest(NamedTuple):
     """A URQ: by endpoint identifier, else by signalling address."""
 
     source: Address
@@ -125,18 +121,15 @@ class UnregisterRequest:
 # -- decisions -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DiscoveryConfirmed:
+class DiscoveryConfirmed(NamedTuple):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class DiscoveryRefused:
+class DiscoveryRefused(NamedTuple):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Registered:
+class Registered(NamedTuple):
     """Confirm: the endpoint as registered now, and the time to live granted."""
 
     endpoint: Endpoint
@@ -144,8 +137,7 @@ class Registered:
     new: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RegistrationRefused:
+class RegistrationRefused(NamedTuple):
     """Reject with its H.225.0 RegistrationRejectReason; ``duplicates``: the
     aliases taken, for ``duplicateAlias``."""
 
@@ -153,13 +145,11 @@ class RegistrationRefused:
     duplicates: tuple[Alias, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Unregistered:
+class Unregistered(NamedTuple):
     endpoint: Endpoint
 
 
-@dataclass(frozen=True, slots=True)
-class UnregistrationRefused:
+class UnregistrationRefused(NamedTuple):
     reason: str
 
 

@@ -220,7 +220,7 @@ class RasController:
 
     @property
     def name(self) -> str:
-        return self.settings.gatekeeper_id
+        return self._settings.gatekeeper_id
 
     def now(self) -> float:
         return self.clock.seconds()
@@ -346,13 +346,13 @@ class RasController:
         return self.registration.grant_time_to_live(requested)
 
     def on_rrq(self, rrq: ras.RegistrationRequest, source: Address) -> Answer:
-        ras_addresses = tuple(a for a in rrq.ras_addresses if usable_address(a))
+        ras_addresses = [a for a in rrq.ras_addresses if usable_address(a)]
         reply_to = self.answer_address(source, ras_addresses[0] if ras_addresses else None)
         if rrq.keep_alive and rrq.endpoint_id:
             return self._keepalive(rrq, source, reply_to)
         decision = self.registration.register(RegisterRequest(
-            source, tuple(a for a in rrq.call_signal_addresses if usable_address(a)),
-            ras_addresses, rrq.aliases, rrq.endpoint_type, rrq.vendor, rrq.time_to_live,
+            source, tuple([a for a in rrq.call_signal_addresses if usable_address(a)]),
+            tuple(ras_addresses), rrq.aliases, rrq.endpoint_type, rrq.vendor, rrq.time_to_live,
             rrq.endpoint_id, tuple(p.digits or p.value for p in rrq.prefixes), rrq.additive,
             rrq.discovery_complete))
         if isinstance(decision, RegistrationRefused):
@@ -413,9 +413,8 @@ class RasController:
     def _admission_answer(seq: int, decision: Admitted | AdmissionRefused) -> Message:
         if type(decision) is AdmissionRefused:
             return ras.Arj(seq, decision.reason)
-        return ras.Acf(seq, decision.bandwidth, decision.destination, routed=decision.routed,
-                       destination_info=decision.destination_info or None,
-                       destination_type=decision.destination_type)
+        return ras.Acf(seq, decision.bandwidth, decision.destination, decision.routed, None,
+                       decision.destination_info or None, decision.destination_type)
 
     def _admission_known(self, decision: Admitted | AdmissionRefused | None,
                          key: tuple) -> None:
