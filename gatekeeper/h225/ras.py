@@ -14,8 +14,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from gatekeeper.errors import DecodeError, EncodeError
 from gatekeeper.h225 import codec
@@ -829,8 +829,11 @@ def _reason(kind: str, reason: str, value: Any = None) -> tuple:
 # What the gatekeeper sends, typed
 # ---------------------------------------------------------------------------
 #
-# The controller answers with these frozen values; only ``to_asn`` (called by
-# :func:`encode`) turns one into the codec's form.  Reasons are checked there.
+# The controller answers with these immutable values (NamedTuples: the
+# cheapest immutable record to build, which matters on the keepalive and ARQ
+# paths); only ``to_asn`` (called by :func:`encode`) turns one into the
+# codec's form.  Reasons are checked there.  ``with_seq`` gives the same
+# message under another sequence number.
 
 
 def _optional(fields: dict, name: str, value: Any) -> None:
@@ -838,25 +841,8 @@ def _optional(fields: dict, name: str, value: Any) -> None:
         fields[name] = value
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
-    """A RAS message the gatekeeper sends: its kind and sequence number."""
-
+class Gcf(NamedTuple):
     seq: int
-
-    #: The RasMessage alternative (set by each subclass).
-    kind = ""
-
-    def to_asn(self) -> tuple:
-        raise NotImplementedError
-
-    def with_seq(self, seq: int) -> "OutgoingMessage":
-        """The same message under another sequence number."""
-        return replace(self, seq=seq)
-
-
-@dataclass(frozen=True, slots=True)
-class Gcf(OutgoingMessage):
     gatekeeper_id: str | None
     ras_address: Address
     kind = "gatekeeperConfirm"
@@ -868,8 +854,8 @@ class Gcf(OutgoingMessage):
         return (self.kind, fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Grj(OutgoingMessage):
+class Grj(NamedTuple):
+    seq: int
     reason: str
     gatekeeper_id: str | None = None
     value: Any = None
@@ -882,8 +868,8 @@ class Grj(OutgoingMessage):
         return (self.kind, fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Rcf(OutgoingMessage):
+class Rcf(NamedTuple):
+    seq: int
     call_signal_addresses: Sequence[Address]
     endpoint_id: str
     gatekeeper_id: str | None
@@ -910,10 +896,10 @@ class Rcf(OutgoingMessage):
         return (self.kind, fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Rrj(OutgoingMessage):
+class Rrj(NamedTuple):
     """RRJ; for ``duplicateAlias`` the value is the aliases already taken."""
 
+    seq: int
     reason: str
     gatekeeper_id: str | None = None
     value: Any = None
@@ -929,16 +915,16 @@ class Rrj(OutgoingMessage):
         return (self.kind, fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Ucf(OutgoingMessage):
+class Ucf(NamedTuple):
+    seq: int
     kind = "unregistrationConfirm"
 
     def to_asn(self) -> tuple:
         return (self.kind, {"requestSeqNum": self.seq})
 
 
-@dataclass(frozen=True, slots=True)
-class Urj(OutgoingMessage):
+class Urj(NamedTuple):
+    seq: int
     reason: str
     value: Any = None
     kind = "unregistrationReject"
@@ -948,8 +934,8 @@ class Urj(OutgoingMessage):
                             "rejectReason": _reason(self.kind, self.reason, self.value)})
 
 
-@dataclass(frozen=True, slots=True)
-class Urq(OutgoingMessage):
+class Urq(NamedTuple):
+    seq: int
     call_signal_addresses: Sequence[Address]
     endpoint_id: str
     gatekeeper_id: str | None
@@ -977,8 +963,8 @@ _NO_UUIES = {name: False for name in (
     "facility", "progress", "empty", "status", "statusInquiry", "setupAcknowledge", "notify")}
 
 
-@dataclass(frozen=True, slots=True)
-class Acf(OutgoingMessage):
+class Acf(NamedTuple):
+    seq: int
     bandwidth: int
     dest_call_signal_address: Address
     routed: bool = False
@@ -1004,8 +990,8 @@ class Acf(OutgoingMessage):
         return (self.kind, fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Arj(OutgoingMessage):
+class Arj(NamedTuple):
+    seq: int
     reason: str
     value: Any = None
     kind = "admissionReject"
@@ -1015,16 +1001,16 @@ class Arj(OutgoingMessage):
                             "rejectReason": _reason(self.kind, self.reason, self.value)})
 
 
-@dataclass(frozen=True, slots=True)
-class Dcf(OutgoingMessage):
+class Dcf(NamedTuple):
+    seq: int
     kind = "disengageConfirm"
 
     def to_asn(self) -> tuple:
         return (self.kind, {"requestSeqNum": self.seq})
 
 
-@dataclass(frozen=True, slots=True)
-class Drj(OutgoingMessage):
+class Drj(NamedTuple):
+    seq: int
     reason: str
     value: Any = None
     kind = "disengageReject"
@@ -1034,8 +1020,8 @@ class Drj(OutgoingMessage):
                             "rejectReason": _reason(self.kind, self.reason, self.value)})
 
 
-@dataclass(frozen=True, slots=True)
-class Drq(OutgoingMessage):
+class Drq(NamedTuple):
+    seq: int
     endpoint_id: str
     conference_id: bytes
     call_reference: int
@@ -1059,8 +1045,8 @@ class Drq(OutgoingMessage):
         return (self.kind, fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Bcf(OutgoingMessage):
+class Bcf(NamedTuple):
+    seq: int
     bandwidth: int
     kind = "bandwidthConfirm"
 
@@ -1068,8 +1054,8 @@ class Bcf(OutgoingMessage):
         return (self.kind, {"requestSeqNum": self.seq, "bandWidth": self.bandwidth})
 
 
-@dataclass(frozen=True, slots=True)
-class Brj(OutgoingMessage):
+class Brj(NamedTuple):
+    seq: int
     reason: str
     allowed_bandwidth: int
     value: Any = None
@@ -1081,8 +1067,8 @@ class Brj(OutgoingMessage):
                             "allowedBandWidth": self.allowed_bandwidth})
 
 
-@dataclass(frozen=True, slots=True)
-class Lcf(OutgoingMessage):
+class Lcf(NamedTuple):
+    seq: int
     call_signal_address: Address
     ras_address: Address
     destination_info: Sequence[Alias] | None = None
@@ -1102,8 +1088,8 @@ class Lcf(OutgoingMessage):
         return (self.kind, fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Lrj(OutgoingMessage):
+class Lrj(NamedTuple):
+    seq: int
     reason: str
     value: Any = None
     kind = "locationReject"
@@ -1113,8 +1099,8 @@ class Lrj(OutgoingMessage):
                             "rejectReason": _reason(self.kind, self.reason, self.value)})
 
 
-@dataclass(frozen=True, slots=True)
-class Lrq(OutgoingMessage):
+class Lrq(NamedTuple):
+    seq: int
     destination_info: Sequence[Alias]
     reply_address: Address
     gatekeeper_id: str | None = None
@@ -1142,8 +1128,8 @@ class Lrq(OutgoingMessage):
         return (self.kind, fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Irq(OutgoingMessage):
+class Irq(NamedTuple):
+    seq: int
     call_reference: int = 0
     reply_address: Address | None = None
     call_id: bytes | None = None
@@ -1158,10 +1144,10 @@ class Irq(OutgoingMessage):
         return (self.kind, fields)
 
 
-@dataclass(frozen=True, slots=True)
-class Rip(OutgoingMessage):
+class Rip(NamedTuple):
     """RequestInProgress: ask the endpoint to wait ``delay_ms`` for the answer."""
 
+    seq: int
     delay_ms: int
     kind = "requestInProgress"
 
@@ -1169,24 +1155,24 @@ class Rip(OutgoingMessage):
         return (self.kind, {"requestSeqNum": self.seq, "delay": self.delay_ms})
 
 
-@dataclass(frozen=True, slots=True)
-class Rac(OutgoingMessage):
+class Rac(NamedTuple):
+    seq: int
     kind = "resourcesAvailableConfirm"
 
     def to_asn(self) -> tuple:
         return (self.kind, {"requestSeqNum": self.seq, "protocolIdentifier": PROTOCOL_IDENTIFIER})
 
 
-@dataclass(frozen=True, slots=True)
-class Iack(OutgoingMessage):
+class Iack(NamedTuple):
+    seq: int
     kind = "infoRequestAck"
 
     def to_asn(self) -> tuple:
         return (self.kind, {"requestSeqNum": self.seq})
 
 
-@dataclass(frozen=True, slots=True)
-class Inak(OutgoingMessage):
+class Inak(NamedTuple):
+    seq: int
     reason: str
     value: Any = None
     kind = "infoRequestNak"
@@ -1196,16 +1182,35 @@ class Inak(OutgoingMessage):
                             "nakReason": _reason(self.kind, self.reason, self.value)})
 
 
-@dataclass(frozen=True, slots=True)
-class Umr(OutgoingMessage):
+class Umr(NamedTuple):
     """UnknownMessageResponse; ``message`` is the datagram not understood."""
 
+    seq: int
     message: bytes = b""
     kind = "unknownMessageResponse"
 
     def to_asn(self) -> tuple:
         seq = self.seq if 1 <= self.seq <= 65535 else 1
         return (self.kind, {"requestSeqNum": seq, "messageNotUnderstood": bytes(self.message)})
+
+
+#: Every message type above: the gatekeeper's messages, typed.
+OUTGOING_TYPES = (Gcf, Grj, Rcf, Rrj, Ucf, Urj, Urq, Acf, Arj, Dcf, Drj, Drq, Bcf, Brj, Lcf, Lrj,
+                  Lrq, Irq, Rip, Rac, Iack, Inak, Umr)
+
+#: Any of them (for type hints).
+OutgoingMessage = (Gcf | Grj | Rcf | Rrj | Ucf | Urj | Urq | Acf | Arj | Dcf | Drj | Drq | Bcf
+                   | Brj | Lcf | Lrj | Lrq | Irq | Rip | Rac | Iack | Inak | Umr)
+
+
+def _with_seq(self, seq: int):
+    """The same message under another sequence number."""
+    return self._replace(seq=seq)
+
+
+for _type in OUTGOING_TYPES:
+    _type.with_seq = _with_seq
+del _type
 
 
 def rcf_with_seq(encoded: bytes, seq: int) -> bytes:
@@ -1222,15 +1227,16 @@ def rcf_with_seq(encoded: bytes, seq: int) -> bytes:
 
 
 def encode(message: "OutgoingMessage | tuple") -> bytes:
-    """Encode a message: a typed one above, or a value in the codec's form."""
-    if isinstance(message, OutgoingMessage):
+    """Encode a message: a typed one above, or a value in the codec's form
+    (a plain ``(kind, value)`` tuple)."""
+    if type(message) is not tuple:
         message = message.to_asn()
     return codec.encode_ras(message)
 
 
 def kind_of(message: "OutgoingMessage | tuple") -> str:
     """The RasMessage alternative of a message, typed or in the codec's form."""
-    return message.kind if isinstance(message, OutgoingMessage) else message[0]
+    return message[0] if type(message) is tuple else message.kind
 
 
 # ---------------------------------------------------------------------------
