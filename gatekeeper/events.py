@@ -170,6 +170,9 @@ class AdmissionConfirmed:
     call_number: int
     dest_signal_address: Address | None = None
     bandwidth: int = 0
+    #: What asked: an ARQ, or (a caller not registered) its Setup. The status
+    #: port shows an ACF line for an ARQ only, as GnuGk.
+    origin: str = "ARQ"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,7 @@ class AdmissionRejected:
     reason: str
     call_id: bytes | None
     endpoint_id: str = ""
+    origin: str = "ARQ"                 # ARQ, or Setup (no ARJ line for it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from gatekeeper.ras.controller import RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
 from gatekeeper.status.protocol import StatusFactory, StatusSettings
 from gatekeeper.core.admission import SetupAdmission
-from gatekeeper.signalling.relay import SignallingServer, signalling_settings
+from gatekeeper.signalling.relay import SignallingServer, setup_settings, signalling_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +149,8 @@ class GatekeeperService(service.MultiService):
 
     def _signalling(self, connector: IReactorTCP) -> SignallingServer:
         """Routed mode: Setups matched to their calls, a relay per call."""
-        admission = SetupAdmission(self.calls, self.registry, self.bus,
-                                   self.controller.admission.end_call, self.clock.seconds)
+        admission = SetupAdmission(self.controller.admission,
+                                   setup_settings(self.config.routed_mode))
         server = SignallingServer(admission, self.clock, connector,
                                   signalling_settings(self.config.routed_mode),
                                   bind_address=self.listen.interface or None)
@@ -289,6 +289,7 @@ class GatekeeperService(service.MultiService):
                                                main.status_trace_level, main.max_status_clients))
         if getattr(self, "signalling", None) is not None:
             self.signalling.reconfigure(signalling_settings(config.routed_mode))
+            self.signalling.admission.reconfigure(setup_settings(config.routed_mode))
         self._apply_manhole(config)
 
     def add_permanent_endpoints(self) -> None:

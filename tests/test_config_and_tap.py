@@ -177,11 +177,14 @@ def test_routed_mode_from_the_command_line_or_the_file_listens_for_call_signalli
         tap.Options().parseOptions(["--routed", "--direct"])
     parsed = config.parse(config.read_ini(
         "[RoutedMode]\nGKRouted=1\nH245Routed=0\nCallSignalPort=1721\nSignalTimeout=5000\n"
-        "AcceptUnregisteredCalls=1\n", "gk.ini"))
+        "AcceptUnregisteredCalls=1\nAcceptNeighborsCalls=0\n", "gk.ini"))
     assert parsed.routed_mode.gk_routed and parsed.routed_mode.call_signal_port == 1721
     assert parsed.routed_mode.signal_timeout == 5.0
-    assert parsed.warnings == ("gk.ini: [RoutedMode] AcceptUnregisteredCalls=1: not supported "
-                               "yet, ignored (behaves as AcceptUnregisteredCalls=0)",)
+    assert parsed.routed_mode.accept_unregistered_calls is True
+    assert parsed.warnings == ("gk.ini: [RoutedMode] AcceptNeighborsCalls=0: not supported "
+                               "yet, ignored (behaves as AcceptNeighborsCalls=1)",)
+    with pytest.raises(config.ConfigError, match=r"\[RoutedMode\] AcceptUnregisteredCalls"):
+        config.parse(config.read_ini("[RoutedMode]\nAcceptUnregisteredCalls=maybe\n", "gk.ini"))
     from_file = tap.Options()
     from_file.parseOptions([])
     settings, listen = tap.make_settings(from_file, parsed)

@@ -22,7 +22,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from gatekeeper import events as ev
-from gatekeeper.core.admission import SetupAdmission
+from gatekeeper.core.admission import SetupAdmission, SetupSettings
 from gatekeeper.h225 import callsignal, codec, q931, ras, tpkt
 from gatekeeper.h225.callsignal import SignalMessage
 from gatekeeper.h225.q931 import (
@@ -208,7 +208,8 @@ class Gatekeeper:
     """RAS controller (routed), Setup admission and signalling server on one
     MemoryReactorClock, with endpoints 10.0.0.1-4 registered."""
 
-    def __init__(self, settings: SignallingSettings = SETTINGS) -> None:
+    def __init__(self, settings: SignallingSettings = SETTINGS,
+                 setup: SetupSettings = SetupSettings()) -> None:
         self.reactor = MemoryReactorClock()
         self.reactor.advance(START)
         self.bus = ev.EventBus()
@@ -221,8 +222,7 @@ class Gatekeeper:
         self.ras_transport = FakeDatagramTransport(host=(GK_HOST, 1719))
         self.ras.transport = self.ras_transport
         self.ras.startProtocol()
-        self.admission = SetupAdmission(self.controller.calls, self.controller.registry, self.bus,
-                                        self.controller.end_call, self.controller.now)
+        self.admission = SetupAdmission(self.controller.admission, setup)
         self.server = SignallingServer(self.admission, self.reactor, self.reactor, settings,
                                        bind_address=GK_HOST)
         self.bus.subscribe(self.server)

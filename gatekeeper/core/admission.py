@@ -234,6 +234,23 @@ class Admission:
             return self._hold(key, route, request, endpoint.endpoint_id)
         return self.confirm(request, endpoint, route)
 
+    def admit_unregistered(self, request: AdmissionRequest) -> AdmissionDecision:
+        """A call whose caller is not registered (a Setup with no ARQ before
+        it, ``[RoutedMode] AcceptUnregisteredCalls=1``): the same routing and
+        confirmation as an ARQ, with no caller endpoint."""
+        if not self.accepting:
+            return self._refuse(request, None, "resourceUnavailable")
+        if not request.destination_info and request.dest_signal_address is None:
+            return self._refuse(request, None, "incompleteAddress")
+        key = ("", request.call_id)
+        if key in self._pending:
+            self.stats["Setup while held"] += 1
+            return AdmissionHeld(key, None)
+        request, route = self.resolve(request, None)
+        if isinstance(route, Deferred):
+            return self._hold(key, route, request, None)
+        return self.confirm(request, None, route)
+
     def resolve(self, request: AdmissionRequest, caller: Endpoint | None
                 ) -> tuple[AdmissionRequest, Route | None | Deferred]:
         """Where a call goes: the destination rewritten ([RasSrv::RewriteE164]),
@@ -284,7 +301,7 @@ class Admission:
         self.bus.publish(ev.AdmissionConfirmed(
             caller_signal, caller.endpoint_id if caller is not None else "",
             request.call_reference, destination_info, call.source_info, False, call.call_id,
-            routed, call.number, route.signal_address, request.bandwidth))
+            routed, call.number, route.signal_address, request.bandwidth, request.origin))
         return Admitted(call, self._destination(route.signal_address), request.bandwidth, routed,
                         route.destination,
                         route.endpoint.endpoint_type if route.endpoint else None)
@@ -355,13 +372,13 @@ class Admission:
         signal = caller.signal_address if caller is not None else request.src_signal_address
         self.bus.publish(ev.AdmissionRejected(
             signal, request.destination_info, request.source_info, request.answer_call, reason,
-            request.call_id, request.endpoint_id or ""))
+            request.call_id, request.endpoint_id or "", request.origin))
         return AdmissionRefused(reason)
 
     # -- held while a routing policy asks someone else ---------------------
 
     def _hold(self, key: tuple, route: Deferred, request: AdmissionRequest,
-              endpoint_id: str) -> AdmissionHeld:
+              endpoint_id: str | None) -> AdmissionHeld:
         decision: Deferred = Deferred()
         self._pending[key] = decision
         self.stats["held"] += 1
@@ -370,12 +387,12 @@ class Admission:
         return AdmissionHeld(key, decision)
 
     def _route_known(self, route: Route | None, key: tuple, request: AdmissionRequest,
-                     endpoint_id: str) -> None:
+                     endpoint_id: str | None) -> None:
         decision = self._pending.pop(key, None)
         if decision is None:
             return
-        endpoint = self.registry.get(endpoint_id)
-        if endpoint is None:
+        endpoint = self.registry.get(endpoint_id) if endpoint_id is not None else None
+        if endpoint_id is not None and endpoint is None:
             self.stats["held caller gone"] += 1
             decision.callback(None)   # unregistered meanwhile: nobody to answer
         elif not self.accepting:
@@ -506,6 +523,8 @@ class SetupRequest:
     destination: tuple[Alias, ...] = ()   # destinationAddress, else the called number
     dest_signal_address: Address | None = None
     source_info: tuple[Alias, ...] = ()
+    source_signal_address: Address | None = None   # sourceCallSignalAddress
+    local: Address | None = None          # where the connection came in (our address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,22 +540,75 @@ class SetupRejected:
     reason: str                           # H.225.0 ReleaseCompleteReason
 
 
-class SetupAdmission:
-    """Decides on Setups and follows routed calls until they end."""
+class SetupHeld(NamedTuple):
+    """A routing policy asks someone else first (a virtual queue's
+    RouteRequest); ``decision`` fires with :class:`SetupAdmitted` or
+    :class:`SetupRejected`."""
 
-    def __init__(self, calls: CallTable, registry: Registry, bus: IEventBus,
-                 end_call: Callable[[Call, str], object], now: Callable[[], float]) -> None:
-        self.calls = calls
-        self.registry = registry
-        self.bus = bus
-        self._end_call = end_call
-        self._now = now
+    decision: Deferred
+
+
+SetupDecision = SetupAdmitted | SetupRejected | SetupHeld
+
+
+@dataclass(frozen=True, slots=True)
+class SetupSettings:
+    """What Setup admission needs of ``[RoutedMode]``."""
+
+    accept_unregistered: bool = False     # AcceptUnregisteredCalls
+
+
+#: An admission refusal (ARJ reason) as the ReleaseComplete that tells the
+#: caller: H.225.0 ReleaseCompleteReason and its Q.850 cause (H.225.0 Table 5).
+_REFUSAL_RELEASE = {
+    "calledPartyNotRegistered": ("calledPartyNotRegistered", q931.CAUSE_SUBSCRIBER_ABSENT),
+    "resourceUnavailable": ("gatekeeperResources", q931.CAUSE_RESOURCES_UNAVAILABLE),
+    "securityDenial": ("securityDenied", q931.CAUSE_NORMAL_UNSPECIFIED),
+    "invalidPermission": ("noPermission", q931.CAUSE_PROTOCOL_ERROR),
+    "requestDenied": ("destinationRejection", q931.CAUSE_CALL_REJECTED),
+    "incompleteAddress": ("badFormatAddress", q931.CAUSE_INVALID_NUMBER_FORMAT),
+    "aliasesInconsistent": ("badFormatAddress", q931.CAUSE_INVALID_NUMBER_FORMAT),
+    "exceedsCallCapacity": ("gatewayResources", q931.CAUSE_SWITCHING_EQUIPMENT_CONGESTION),
+    "callerNotRegistered": ("callerNotRegistered", q931.CAUSE_NORMAL_UNSPECIFIED),
+}
+
+
+def refusal_release(reason: str) -> SetupRejected:
+    """The ReleaseComplete for a call admission refused with ``reason``."""
+    name, cause = _REFUSAL_RELEASE.get(reason, ("undefinedReason", q931.CAUSE_NORMAL_UNSPECIFIED))
+    return SetupRejected(cause, name)
+
+
+class SetupAdmission:
+    """Decides on Setups and follows routed calls until they end.
+
+    A Setup for a call admitted by ARQ is matched to it by CallIdentifier.
+    With ``AcceptUnregisteredCalls`` a Setup with no such call goes through
+    :meth:`Admission.admit_unregistered`: the routing chain (``OnSetup``
+    chains and virtual queues included) on a request with no caller
+    endpoint.
+    """
+
+    def __init__(self, admission: Admission, settings: SetupSettings = SetupSettings()) -> None:
+        self.admission = admission
+        self.calls = admission.calls
+        self.registry = admission.registry
+        self.bus = admission.bus
+        self.settings = settings
         self._relayed: set[int] = set()      # call numbers with a signalling relay
 
-    def on_setup(self, request: SetupRequest) -> SetupAdmitted | SetupRejected:
+    def reconfigure(self, settings: SetupSettings) -> None:
+        self.settings = settings
+
+    def _now(self) -> float:
+        return self.admission.clock.seconds()
+
+    def on_setup(self, request: SetupRequest) -> SetupDecision:
         call = self.calls.find_call_id(request.call_id)
         if call is None:
-            return SetupRejected(q931.CAUSE_NORMAL_UNSPECIFIED, "callerNotRegistered")
+            if not self.settings.accept_unregistered:
+                return SetupRejected(q931.CAUSE_NORMAL_UNSPECIFIED, "callerNotRegistered")
+            return self._unregistered(request)
         if call.number in self._relayed:
             return SetupRejected(q931.CAUSE_CALL_REJECTED, "destinationRejection")
         if not self._from_caller(call, request.source):
@@ -547,6 +619,41 @@ class SetupAdmission:
         self._relayed.add(call.number)
         call.caller_crv = request.call_reference
         return SetupAdmitted(call, destination, call.destination_info)
+
+    # -- callers that are not registered -----------------------------------
+
+    def _unregistered(self, request: SetupRequest) -> SetupDecision:
+        own = {self.admission.settings.signal_address, request.local}
+        dest = request.dest_signal_address
+        if dest in own:
+            dest = None                    # addressed to us: route on the aliases
+        signal = request.source_signal_address
+        if signal is None or signal[0] != request.source[0]:
+            signal = request.source        # only what the connection proves
+        decision = self.admission.admit_unregistered(AdmissionRequest(
+            source=request.source, endpoint_id=None, destination_info=request.destination,
+            dest_signal_address=dest, source_info=request.source_info,
+            src_signal_address=signal, call_reference=request.call_reference,
+            conference_id=request.conference_id or bytes(16),
+            call_id=request.call_id or new_guid(), origin="Setup"))
+        if isinstance(decision, AdmissionHeld):
+            if decision.decision is None:
+                return SetupRejected(q931.CAUSE_CALL_REJECTED, "destinationRejection")
+            return SetupHeld(decision.decision.addCallback(self._decided, request))
+        return self._decided(decision, request)
+
+    def _decided(self, decision: Admitted | AdmissionRefused | None,
+                 request: SetupRequest) -> SetupAdmitted | SetupRejected:
+        if isinstance(decision, AdmissionRefused):
+            return refusal_release(decision.reason)
+        if decision is None:
+            return SetupRejected(q931.CAUSE_NORMAL_UNSPECIFIED, "undefinedReason")
+        call = decision.call
+        if call.callee_signal_address is None:       # cannot happen: confirm refuses it
+            self.admission.end_call(call, str(q931.CAUSE_NO_ROUTE_TO_DESTINATION))
+            return SetupRejected(q931.CAUSE_NO_ROUTE_TO_DESTINATION, "unreachableDestination")
+        self._relayed.add(call.number)
+        return SetupAdmitted(call, call.callee_signal_address, call.destination_info)
 
     def _from_caller(self, call: Call, source: Address) -> bool:
         hosts = set()
@@ -567,17 +674,14 @@ class SetupAdmission:
         if call.connect_time is not None or not self.is_live(call):
             return
         self.calls.mark_connected(call, self._now())
-        for endpoint_id in call.endpoint_ids():
-            endpoint = self.registry.get(endpoint_id)
-            if endpoint is not None:
-                endpoint.connected_calls += 1
+        self.admission._count_connected(call)
         self.bus.publish(self.calls.connected_event(call))
 
     def released(self, call: Call, cause: int) -> None:
         """The relay saw the call end (ReleaseComplete, a lost leg, a timer)."""
         self._relayed.discard(call.number)
         if self.is_live(call):
-            self._end_call(call, str(cause))
+            self.admission.end_call(call, str(cause))
 
     def forget(self, call: Call) -> None:
         """The call ended elsewhere (DRQ, status command): the relay is gone."""

@@ -40,6 +40,10 @@ SECTION = "CTI::Agents"
 DEFAULT_TIMEOUT = 10.0
 #: The ARJ/LRJ reason of a RouteReject that names none.
 DEFAULT_REJECT_REASON = "calledPartyNotRegistered"
+#: The EPID a RouteRequest names for a caller that is not registered (its
+#: Setup came in with ``[RoutedMode] AcceptUnregisteredCalls=1``); answers
+#: name it the same way (``RouteToAlias 1003 unregistered CRV``).
+UNREGISTERED = "unregistered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,14 @@ class PendingRoute:
     waiters: list[Deferred] = field(default_factory=list)
     timer: IDelayedCall | None = None
 
+    @property
+    def key(self) -> tuple:
+        """How it is kept: by ``EPID CRV``; a caller that is not registered
+        (a Setup) has no EPID of its own, so its call identifier is in the key."""
+        if self.request.caller is None:
+            return (self.endpoint_id, self.call_reference, self.call_id)
+        return (self.endpoint_id, self.call_reference)
+
 
 class RouteAnswerError(Exception):
     """An answer that cannot be used; the text is the status line."""
@@ -134,7 +146,7 @@ class VirtualQueues:
         self.bus = bus
         self.clock = clock
         self.registry = registry
-        self.pending: dict[tuple[str, int], PendingRoute] = {}
+        self.pending: dict[tuple, PendingRoute] = {}
         self.stats = {"requests": 0, "answered": 0, "rejected": 0, "timeouts": 0,
                       "late answers": 0}
         self.configure(settings)
@@ -162,17 +174,18 @@ class VirtualQueues:
 
     def hold(self, request: RoutingRequest, queue: str) -> Deferred:
         """Publish a RouteRequest and wait for the answer (or the timeout)."""
-        endpoint_id = request.caller.endpoint_id if request.caller else "unregistered"
-        key = (endpoint_id, request.call_reference)
+        endpoint_id = request.caller.endpoint_id if request.caller else UNREGISTERED
         waiter: Deferred = Deferred()
+        candidate = PendingRoute(endpoint_id, request.call_reference, request.call_id, queue,
+                                 request, [waiter])
+        key = candidate.key
         pending = self.pending.get(key)
         if pending is not None:
             # The same call asked again (e.g. a retransmission with a new
             # sequence number): one RouteRequest, both wait for its answer.
             pending.waiters.append(waiter)
             return waiter
-        pending = PendingRoute(endpoint_id, request.call_reference, request.call_id, queue,
-                               request, [waiter])
+        pending = candidate
         pending.timer = self.clock.callLater(self.settings.request_timeout, self._expire, key)
         self.pending[key] = pending
         self.stats["requests"] += 1
@@ -187,7 +200,7 @@ class VirtualQueues:
             request.message_from, request.message_type))
         return waiter
 
-    def _expire(self, key: tuple[str, int]) -> None:
+    def _expire(self, key: tuple) -> None:
         pending = self.pending.pop(key, None)
         if pending is None:
             return
@@ -256,7 +269,7 @@ class VirtualQueues:
         return self._answered(pending, Route(None, policy="vqueue", reject=name))
 
     def _answered(self, pending: PendingRoute, result: object) -> None:
-        del self.pending[(pending.endpoint_id, pending.call_reference)]
+        del self.pending[pending.key]
         self.stats["answered"] += 1
         self._fire(pending, result)
         return None
@@ -269,7 +282,12 @@ class VirtualQueues:
                 if pending.call_id == call_id:
                     return pending
             return None
-        return self.pending.get((endpoint_id, crv))
+        found = self.pending.get((endpoint_id, crv))
+        if found is None:
+            # Callers that are not registered: the first waiting with that CRV.
+            found = next((p for p in self.pending.values()
+                          if p.endpoint_id == endpoint_id and p.call_reference == crv), None)
+        return found
 
     def _not_pending(self, endpoint_id: str, crv: int) -> str:
         self.stats["late answers"] += 1

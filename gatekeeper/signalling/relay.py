@@ -32,7 +32,9 @@ from twisted.internet.protocol import ClientFactory, ServerFactory
 from twisted.logger import Logger
 
 from gatekeeper import events as ev
-from gatekeeper.core.admission import SetupAdmission, SetupAdmitted, SetupRequest
+from gatekeeper.core.admission import (
+    SetupAdmission, SetupAdmitted, SetupDecision, SetupHeld, SetupRejected, SetupRequest,
+    SetupSettings)
 from gatekeeper.core.calls import Call
 from gatekeeper.errors import DecodeError, EncodeError
 from gatekeeper.h225 import callsignal, q931
@@ -68,6 +70,11 @@ def signalling_settings(routed_mode: RoutedModeSettings) -> SignallingSettings:
         generate_call_proceeding=routed_mode.generate_call_proceeding)
 
 
+def setup_settings(routed_mode: RoutedModeSettings) -> SetupSettings:
+    """Setup admission's settings from ``[RoutedMode]``."""
+    return SetupSettings(accept_unregistered=routed_mode.accept_unregistered_calls)
+
+
 #: Messages from the callee that answer the caller's Setup.
 _ANSWERS = frozenset((q931.CALL_PROCEEDING, q931.ALERTING, q931.CONNECT, q931.PROGRESS,
                       q931.SETUP_ACK))
@@ -99,6 +106,7 @@ class SignallingServer(ServerFactory):
         self.stats: Counter[str] = Counter()
         self.relays: dict[int, CallRelay] = {}          # by call number
         self._waiting: dict[SignallingProtocol, IDelayedCall] = {}
+        self._held: set[HeldSetup] = set()     # Setups a routing policy decides on
         self._crv = 0
         self._crvs_in_use: set[int] = set()
         self.trouble = RateLimitedLog(self.log, clock)
@@ -154,15 +162,73 @@ class SignallingServer(ServerFactory):
             leg.close()
             return
         self.stats["setups"] += 1
-        decision = self.admission.on_setup(setup_request(message, leg.peer))
+        decision = self.admission.on_setup(setup_request(message, leg.peer, leg.local))
+        if isinstance(decision, SetupHeld):
+            self._hold(leg, message, decision)
+            return
+        self._decided(leg, message, decision)
+
+    def _hold(self, leg: SignallingProtocol, setup: SignalMessage, held: SetupHeld) -> None:
+        """The routing chain asks someone else (a virtual queue): the leg
+        waits, what the caller sends meanwhile is kept for the callee."""
+        waiting = HeldSetup(self, leg, setup)
+        self._held.add(waiting)
+        self.stats["setups held"] += 1
+        if self.settings.generate_call_proceeding:
+            # The caller's Q.931 T303 (4 s) is shorter than a RouteRequest's wait.
+            waiting.proceeding_sent = self.send_call_proceeding(
+                leg, setup, setup.crv, setup.q931.call_reference_length)
+        held.decision.addCallback(self._held_decided, waiting)
+        held.decision.addErrback(self._held_failed, waiting)
+
+    def _held_decided(self, decision: SetupAdmitted | SetupRejected, waiting: HeldSetup) -> None:
+        self._held.discard(waiting)
+        if waiting.gone is not None or waiting.leg.closed:
+            self.stats["held caller gone"] += 1
+            if isinstance(decision, SetupAdmitted):
+                self.admission.released(decision.call, waiting.cause)
+            return
+        self._decided(waiting.leg, waiting.setup, decision, waiting.pending,
+                      waiting.proceeding_sent)
+
+    def _held_failed(self, failure: Any, waiting: HeldSetup) -> None:
+        self._held.discard(waiting)
+        self.trouble.failure("held setup", "deciding on a held Setup failed", failure)
+        if not waiting.leg.closed:
+            self._refuse(waiting.leg, waiting.setup, q931.CAUSE_TEMPORARY_FAILURE,
+                         "undefinedReason")
+            waiting.leg.close()
+
+    def _decided(self, leg: SignallingProtocol, setup: SignalMessage, decision: SetupDecision,
+                 pending: list[SignalMessage] | None = None,
+                 proceeding_sent: bool = False) -> None:
         if not isinstance(decision, SetupAdmitted):
             self.stats["setups rejected"] += 1
-            self._refuse(leg, message, decision.cause, decision.reason)
+            self._refuse(leg, setup, decision.cause, decision.reason)
             leg.close()
             return
-        relay = CallRelay(self, decision, leg, message, self.allocate_crv())
+        relay = CallRelay(self, decision, leg, setup, self.allocate_crv())
+        if pending:
+            relay._pending.extend(pending)
+        if proceeding_sent:
+            relay.proceeding_sent = relay.caller_answered = True
         self.relays[decision.call.number] = relay
         relay.start()
+
+    def send_call_proceeding(self, leg: SignallingProtocol, setup: SignalMessage,
+                             crv: int, crv_length: int) -> bool:
+        """The gatekeeper's own CallProceeding for the caller's ``setup``
+        (call reference ``crv``: the Setup may have been forwarded since)."""
+        pdu = setup.pdu or {}
+        try:
+            message = callsignal.call_proceeding(crv, setup.call_id,
+                                                 {"mc": False, "undefinedNode": False},
+                                                 tunnelling=bool(pdu.get("h245Tunnelling")))
+        except EncodeError:
+            return False
+        message.q931.call_reference_length = crv_length
+        self.stats["call proceeding sent"] += 1
+        return leg.send(message)
 
     def _refuse(self, leg: SignallingProtocol, message: SignalMessage, cause: int,
                 reason: str | None) -> None:
@@ -228,9 +294,57 @@ class SignallingServer(ServerFactory):
                 timer.cancel()
             leg.abort()
         self._waiting.clear()
+        for waiting in list(self._held):
+            waiting.gone = "gatekeeper"
+            self._refuse(waiting.leg, waiting.setup, q931.CAUSE_RESOURCES_UNAVAILABLE,
+                         "gatekeeperResources")
+            waiting.leg.close()
 
 
-def setup_request(message: SignalMessage, peer: Address | None) -> SetupRequest:
+class HeldSetup:
+    """The owner of a caller's leg while a routing policy decides on its Setup."""
+
+    def __init__(self, server: SignallingServer, leg: SignallingProtocol,
+                 setup: SignalMessage) -> None:
+        self.server = server
+        self.leg = leg
+        self.setup = setup
+        self.pending: list[SignalMessage] = []
+        self.proceeding_sent = False
+        self.gone: str | None = None          # why the caller left meanwhile
+        self.cause = CAUSE_LEG_LOST
+        leg.owner = self
+
+    def leg_connected(self, leg: SignallingProtocol) -> None:
+        pass
+
+    def message_received(self, leg: SignallingProtocol, message: SignalMessage) -> None:
+        if self.gone is not None:
+            return
+        if message.message_type == q931.RELEASE_COMPLETE:
+            self.gone, self.cause = "caller", message.cause or CAUSE_DROPPED
+            self.server.stats["released by caller"] += 1
+            leg.close()
+        elif len(self.pending) >= self.server.settings.max_pending:
+            self.gone, self.cause = "flood", q931.CAUSE_RESOURCES_UNAVAILABLE
+            self.server._refuse(leg, self.setup, self.cause, "gatekeeperResources")
+            leg.close()
+        else:
+            self.pending.append(message)
+
+    def leg_broken(self, leg: SignallingProtocol, what: str, reason: str) -> None:
+        if self.gone is None:
+            self.gone = what
+            self.cause = CAUSE_BAD_FRAMING if what == "tpkt" else CAUSE_BAD_MESSAGE
+        self.server.leg_broken(leg, what, reason)
+
+    def leg_lost(self, leg: SignallingProtocol, reason: str) -> None:
+        if self.gone is None:
+            self.gone = "lost"
+
+
+def setup_request(message: SignalMessage, peer: Address | None,
+                  local: Address | None = None) -> SetupRequest:
     """What admission needs from a Setup: its call, who it is for, from where."""
     body = message.body or {}
     destination = aliases_from_asn(body.get("destinationAddress"))
@@ -246,7 +360,8 @@ def setup_request(message: SignalMessage, peer: Address | None) -> SetupRequest:
         call_id=message.call_id, conference_id=conference if isinstance(conference, bytes) else None,
         call_reference=message.crv, source=peer or ("0.0.0.0", 0), destination=destination,
         dest_signal_address=message.address("destCallSignalAddress"),
-        source_info=aliases_from_asn(body.get("sourceAddress")))
+        source_info=aliases_from_asn(body.get("sourceAddress")),
+        source_signal_address=message.address("sourceCallSignalAddress"), local=local)
 
 
 class _CalleeFactory(ClientFactory):
@@ -309,7 +424,7 @@ class CallRelay:
         host, port = self.destination
         bind = (self.server.bind_address, 0) if self.server.bind_address else None
         self._set_timer(settings.signal_timeout, CAUSE_NO_RESPONSE)
-        if settings.generate_call_proceeding:
+        if settings.generate_call_proceeding and not self.proceeding_sent:
             self._proceeding_to_caller()
         try:
             self._connector = self.server.connector.connectTCP(
@@ -488,15 +603,12 @@ class CallRelay:
         return None
 
     def _proceeding_to_caller(self) -> None:
-        pdu = self.setup.pdu or {}
-        message = callsignal.call_proceeding(self.caller_crv, self.call.call_id,
-                                             {"mc": False, "undefinedNode": False},
-                                             tunnelling=bool(pdu.get("h245Tunnelling")))
-        message.q931.call_reference_length = self.caller_crv_length
         self.proceeding_sent = True
         self.caller_answered = True
-        self.server.stats["call proceeding sent"] += 1
-        self._send(self.caller_leg, message)
+        if not self.server.send_call_proceeding(self.caller_leg, self.setup, self.caller_crv,
+                                                self.caller_crv_length):
+            self.server.stats["unencodable"] += 1
+            self.release(q931.CAUSE_INTERWORKING, "gatekeeper")
 
     def transfer(self, party: str, destination: tuple[Alias, ...]) -> str | None:
         """Ask ``party`` to call ``destination`` instead of the other party:

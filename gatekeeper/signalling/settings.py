@@ -14,7 +14,7 @@ SECTION = "RoutedMode"
 #: GnuGk keys that this gatekeeper reads but whose feature it does not have:
 #: a value other than GnuGk's default is warned about.
 _NOT_SUPPORTED = {
-    "acceptunregisteredcalls": "0", "acceptneighborscalls": "1",
+    "acceptneighborscalls": "1",
     "supportnatedendpoints": "0", "enableh46018": "0", "enableh46017": "0",
     "h245tunnelingtranslation": "0",
 }
@@ -33,6 +33,7 @@ class RoutedModeSettings:
     alerting_timeout: float = 180.0      # AlertingTimeout
     tcp_keepalive: bool = False          # TcpKeepAlive
     generate_call_proceeding: bool = False   # GenerateCallProceeding
+    accept_unregistered_calls: bool = False  # AcceptUnregisteredCalls
 
 
 def parse_routed_mode(ini: IniFile) -> tuple[RoutedModeSettings, list[str]]:
@@ -40,7 +41,8 @@ def parse_routed_mode(ini: IniFile) -> tuple[RoutedModeSettings, list[str]]:
     path, warnings = ini.path, []
     values: dict[str, object] = {}
     booleans = {"gkrouted": "gk_routed", "h245routed": "h245_routed", "tcpkeepalive": "tcp_keepalive",
-                "generatecallproceeding": "generate_call_proceeding"}
+                "generatecallproceeding": "generate_call_proceeding",
+                "acceptunregisteredcalls": "accept_unregistered_calls"}
     timers = {"setuptimeout": "setup_timeout", "signaltimeout": "signal_timeout",
               "alertingtimeout": "alerting_timeout"}
     for key, value in ini.items(SECTION):

@@ -86,14 +86,18 @@ def irq(e: ev.InfoRequested) -> str:
     return f"IRQ|{ip_port(e.ras_address)}|{e.endpoint_id};"
 
 
-def acf(e: ev.AdmissionConfirmed) -> str:
+def acf(e: ev.AdmissionConfirmed) -> str | None:
+    if e.origin != "ARQ":
+        return None            # a Setup admitted: no RAS message, no line (GnuGk)
     media = "Direct" if not e.routed else ("ToBeDecided" if not e.answer_call else " ")
     return (f"ACF|{ip_port(e.caller_signal_address)}|{e.endpoint_id}|{e.call_reference}|"
             f"{format_aliases(e.destination)}|{format_aliases(e.source)}|{boolean(e.answer_call)}|"
             f"{call_id(e.call_id)}|{media};")
 
 
-def arj(e: ev.AdmissionRejected) -> str:
+def arj(e: ev.AdmissionRejected) -> str | None:
+    if e.origin != "ARQ":
+        return None
     return (f"ARJ|{ip_port(e.caller_signal_address)}|{format_aliases(e.destination)}|"
             f"{format_aliases(e.source)}|{boolean(e.answer_call)}|{e.reason}|{call_id(e.call_id)};")
 
