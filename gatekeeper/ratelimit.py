@@ -75,7 +75,7 @@ class RateLimitedLog:
         skipped = self._due(kind, self.clock.seconds())
         if skipped is None:
             return
-        self.log.warn(text + " ({skipped} more like it not logged)", skipped=skipped, **fields)
+        self.log.warn(text + _held_back(skipped), skipped=skipped, **fields)
 
     def failure(self, kind: str, text: str, failure: Failure | None = None, /,
                 **fields: object) -> None:
@@ -100,9 +100,14 @@ class RateLimitedLog:
         if new:
             if failure is None:
                 failure = Failure(error, error_type, tb)
-            self.log.failure(text + " ({skipped} more like it not logged)", failure,
-                             skipped=skipped, **fields)
+            self.log.failure(text + _held_back(skipped), failure, skipped=skipped, **fields)
         else:
-            self.log.error(text + ": {exception} (traceback logged before; {skipped} more like"
-                           " it not logged)", exception=f"{error_type.__name__}: {error}"[:300],
+            more = "; {skipped} more like it not logged" if skipped else ""
+            self.log.error(text + ": {exception} (traceback logged before" + more + ")",
+                           exception=f"{error_type.__name__}: {error}"[:300],
                            skipped=skipped, **fields)
+
+
+def _held_back(skipped: int) -> str:
+    """The end of a line that was held back ``skipped`` times (nothing for none)."""
+    return " ({skipped} more like it not logged)" if skipped else ""

@@ -27,7 +27,7 @@ from twisted.internet import udp
 from twisted.internet.error import InvalidAddressError
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
-from twisted.logger import LogLevel, Logger
+from twisted.logger import LogLevel, Logger, formatEvent
 from twisted.python.failure import Failure
 
 from gatekeeper import events as ev
@@ -553,6 +553,10 @@ def test_rate_limited_log_warns_once_per_interval_and_counts_what_it_held_back(l
     trouble("malformed", "bad datagram {n} from {source}", n=100, source="10.0.0.1:1719")
     assert [(e["n"], e["skipped"]) for e in logged] == [(0, 0), (100, 99)]
     assert trouble.seen["malformed"] == 101
+    # The first says nothing of lines held back (there were none); the next does.
+    assert [formatEvent(e) for e in logged] == [
+        "bad datagram 0 from 10.0.0.1:1719",
+        "bad datagram 100 from 10.0.0.1:1719 (99 more like it not logged)"]
 
 
 def test_rate_limited_log_kinds_are_independent_and_any_field_name_is_free(logged):
