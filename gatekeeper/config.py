@@ -28,6 +28,7 @@ from gatekeeper.core.vqueue import VirtualQueueSettings, parse_virtual_queues
 from gatekeeper.h225 import ras
 from gatekeeper.manhole import ManholeSettings, parse_manhole
 from gatekeeper.ras.policy import RasPolicy, parse_lrq_features, parse_reply_to_ras_address
+from gatekeeper.signalling.makecall import MakeCallSettings, parse_make_call
 from gatekeeper.signalling.settings import RoutedModeSettings, parse_routed_mode
 from gatekeeper.h225.ras import Address, Alias
 from gatekeeper.status.auth import AuthRules
@@ -83,6 +84,7 @@ class Config:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     rewrite_e164: tuple[RewriteRule, ...] = ()
     routed_mode: RoutedModeSettings = field(default_factory=RoutedModeSettings)
+    make_call: MakeCallSettings = field(default_factory=MakeCallSettings)
     virtual_queues: VirtualQueueSettings = field(default_factory=VirtualQueueSettings)
     #: [RasSrv::LRQFeatures] AcceptNonNeighborLRQ, [RasSrv::RRQFeatures]
     #: OverwriteEPOnSameAddress and [ReplyToRasAddress], for the RAS controller.
@@ -224,6 +226,8 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
 
     routed_mode, more = parse_routed_mode(ini)
     warnings += more
+    make_call, more = parse_make_call(ini)
+    warnings += more
 
     routing, more = parse_routing(ini)
     warnings += more
@@ -241,7 +245,7 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
                   require_discovery=require_discovery, warnings=tuple(warnings),
                   status_auth=status_auth, status_filtering=status_filtering, acct=acct, manhole=manhole,
                   routing=routing,
-                  rewrite_e164=parse_rewrite(ini), routed_mode=routed_mode,
+                  rewrite_e164=parse_rewrite(ini), routed_mode=routed_mode, make_call=make_call,
                   virtual_queues=virtual_queues, ras_policy=ras_policy, ini=ini)
 
 
@@ -255,7 +259,7 @@ _KNOWN_SECTIONS = {
     "RasSrv::RRQFeatures", "GkStatus::Auth", "RoutingPolicy", "RoutingPolicy::OnARQ",
     "RoutingPolicy::OnLRQ", "RoutingPolicy::OnSetup", "CTI::Agents", "RasSrv::RewriteE164",
     "RoutedMode", "GkStatus::Filtering", "Gatekeeper::Acct", "FileAcct", "StatusAcct", "HttpAcct",
-    "Manhole", "RasSrv::LRQFeatures", "ReplyToRasAddress",
+    "Manhole", "RasSrv::LRQFeatures", "ReplyToRasAddress", "CTI::MakeCall",
     "CallTable",   # AcctUpdateInterval only, read by accounting/settings.py
 }
 

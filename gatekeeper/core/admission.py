@@ -622,7 +622,13 @@ class SetupAdmission:
 
     # -- callers that are not registered -----------------------------------
 
-    def _unregistered(self, request: SetupRequest) -> SetupDecision:
+    def originate(self, request: SetupRequest, origin: str) -> SetupDecision:
+        """A call the gatekeeper places itself (``origin`` names why, e.g.
+        ``MakeCall``): routed and admitted as a Setup from a caller that is
+        not registered, whatever AcceptUnregisteredCalls says."""
+        return self._unregistered(request, origin)
+
+    def _unregistered(self, request: SetupRequest, origin: str = "Setup") -> SetupDecision:
         own = {self.admission.settings.signal_address, request.local}
         dest = request.dest_signal_address
         if dest in own:
@@ -635,7 +641,7 @@ class SetupAdmission:
             dest_signal_address=dest, source_info=request.source_info,
             src_signal_address=signal, call_reference=request.call_reference,
             conference_id=request.conference_id or bytes(16),
-            call_id=request.call_id or new_guid(), origin="Setup"))
+            call_id=request.call_id or new_guid(), origin=origin))
         if isinstance(decision, AdmissionHeld):
             if decision.decision is None:
                 return SetupRejected(q931.CAUSE_CALL_REJECTED, "destinationRejection")

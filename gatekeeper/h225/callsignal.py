@@ -253,13 +253,44 @@ def forwarded_elements(message: SignalMessage) -> SignalMessage | None:
 def facility_forward(crv: int, from_destination: bool, call_id: bytes | None,
                      conference_id: bytes, aliases: list[tuple],
                      address: Address | None = None) -> SignalMessage:
-    """A Facility with reason callForwarded: "call this alias instead"
-    (what GnuGk's TransferCall sends to the party that stays)."""
-    body: dict = {"protocolIdentifier": PROTOCOL_IDENTIFIER, "alternativeAliasAddress": aliases,
+    """A Facility with reason callForwarded: "call this alias (or this
+    address) instead" (what GnuGk's TransferCall sends to the party that stays)."""
+    body: dict = {"protocolIdentifier": PROTOCOL_IDENTIFIER,
                   "conferenceID": conference_id, "reason": ("callForwarded", None),
                   "multipleCalls": False, "maintainConnection": False}
+    if aliases:
+        body["alternativeAliasAddress"] = aliases
     body["callIdentifier"] = {"guid": call_id or bytes(16)}
     if address is not None:
         body["alternativeAddress"] = transport_to_asn(address)
     ies = [UserUser(codec.encode_uuie(_uuie("facility", body))).to_ie()]
     return SignalMessage(Q931Message(q931.FACILITY, crv, from_destination, ies))
+
+
+def setup(crv: int, call_id: bytes, conference_id: bytes, source_aliases: list[tuple],
+          destination_aliases: list[tuple], destination: Address,
+          source: Address | None, source_info: dict, tunnelling: bool = True,
+          display: str | None = None, digits: str | None = None) -> SignalMessage:
+    """A Setup of the gatekeeper's own (MakeCall's pseudo endpoint calling
+    the source party): no fastStart, no H.245 address; the called party
+    opens H.245 (tunnelled) if it wants to."""
+    body: dict = {"protocolIdentifier": PROTOCOL_IDENTIFIER, "sourceInfo": source_info,
+                  "activeMC": False, "conferenceID": conference_id,
+                  "conferenceGoal": ("create", None), "callType": ("pointToPoint", None),
+                  "callIdentifier": {"guid": call_id}, "mediaWaitForConnect": False,
+                  "canOverlapSend": False, "multipleCalls": False, "maintainConnection": False,
+                  "destCallSignalAddress": transport_to_asn(destination)}
+    if source_aliases:
+        body["sourceAddress"] = source_aliases
+    if destination_aliases:
+        body["destinationAddress"] = destination_aliases
+    if source is not None:
+        body["sourceCallSignalAddress"] = transport_to_asn(source)
+    ies = [q931.BearerCapability(q931.ITC_UNRESTRICTED_DIGITAL, q931.RATE_MULTIRATE,
+                                 q931.L1_H221_H242, rate_multiplier=6).to_ie()]
+    if display:
+        ies.append(q931.Display(display).to_ie())
+    if digits:
+        ies.append(q931.CalledPartyNumber(digits, q931.TON_UNKNOWN, q931.NPI_ISDN).to_ie())
+    ies.append(UserUser(codec.encode_uuie(_uuie("setup", body, tunnelling))).to_ie())
+    return SignalMessage(Q931Message(q931.SETUP, crv, False, ies))
