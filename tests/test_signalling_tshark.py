@@ -37,6 +37,7 @@ from twisted.python.failure import Failure
 
 from gatekeeper.h225 import callsignal, q931, ras, tpkt
 from gatekeeper.h225.q931 import Q931Message, UserUser
+from gatekeeper.signalling.makecall import MakeCalls
 from gatekeeper.signalling.relay import SignallingSettings
 from gatekeeper.testing import VENDOR
 
@@ -318,6 +319,44 @@ def own_message_streams() -> list[Stream]:
     ]
 
 
+def makecall_streams() -> list[Stream]:
+    """MakeCall's pseudo endpoint: its own Setup to the source and, once the
+    source answered, the Facility callForwarded naming an address; a second
+    pseudo call released unanswered (cause 18)."""
+    gk = new_gatekeeper()
+    calls = MakeCalls(gk.admission, gk.reactor, gk.reactor, bind_address=GK_HOST,
+                      signal_address=lambda: (GK_HOST, 1720))
+    gk.bus.subscribe(calls)
+    assert calls.make_call(ras.Alias("dialledDigits", "1002"),
+                           ("198.51.100.9", 1722)).startswith("MakeCall: calling 1002")
+    source = _callee(gk, 40031)
+    pseudo = next(iter(calls.calls.values()))
+    crv, call_id = pseudo.crv, pseudo.call.call_id
+    body = {"protocolIdentifier": ras.PROTOCOL_IDENTIFIER, "callIdentifier": {"guid": call_id},
+            "destinationInfo": ras.endpoint_type_value("terminal", VENDOR),
+            "multipleCalls": False, "maintainConnection": False}
+    source.send(signal(q931.ALERTING, crv, True, "alerting", body))
+    source.send(connect_message(call_id, crv))
+    source.send(callsignal.release_complete(crv, True, q931.CAUSE_NORMAL_CALL_CLEARING, call_id,
+                                            "facilityCallDeflection"))
+    assert calls.make_call(ras.Alias("h323-ID", "user3"), ras.Alias("h323-ID", "carol")) \
+        .startswith("MakeCall: calling user3")
+    unanswered = _callee(gk, 40032)
+    second = next(iter(calls.calls.values()))
+    gk.reactor.advance(600)
+    mine = {"flag": False}
+    return [
+        signalling_stream("makecall answered", source, True, [
+            {"type": q931.SETUP, "body": "setup", "crv": crv, "call_id": call_id, **mine},
+            {"type": q931.FACILITY, "body": "facility", "crv": crv, "call_id": call_id,
+             **mine}]),
+        signalling_stream("makecall unanswered", unanswered, True, [
+            {"type": q931.SETUP, "body": "setup", "crv": second.crv,
+             "call_id": second.call.call_id, **mine},
+            rc(second.crv, False, q931.CAUSE_NO_USER_RESPONDING, None, second.call.call_id)]),
+    ]
+
+
 # --- pcaps and tshark ----------------------------------------------------------------------------
 
 def _chunks(data: bytes, sizes: tuple[int, ...]) -> list[bytes]:
@@ -365,6 +404,7 @@ def decoded(tmp_path_factory) -> Decoded:
     streams, facts = routed_call_streams()
     streams += own_release_streams()
     streams += own_message_streams()
+    streams += makecall_streams()
     labels, expected = [], []
     for stream in streams:
         frames = split_tpkt(stream.data)
@@ -420,6 +460,7 @@ def test_the_gatekeeper_wrote_every_leg_it_should(decoded):
         "bad uuie callee leg": 2, "bad uuie caller leg": 1,
         "unreachable caller leg": 1, "refused setup": 1,
         "generated caller leg": 4, "generated callee leg": 2,
+        "makecall answered": 2, "makecall unanswered": 2,
     }
 
 
@@ -502,7 +543,7 @@ def test_release_completes_carry_the_cause_and_reason_meant(decoded):
         assert [int(v, 0) for v in shown(fields, "q931.cause_value")] == [expected["cause"]], label
         reason = expected.get("reason")
         assert alternatives(fields, "h225.reason") == ([reason] if reason else []), label
-    assert seen == 7
+    assert seen == 8
 
 
 def test_facility_reason_is_relayed(decoded):
@@ -563,3 +604,18 @@ def test_forwarded_elements_and_transfers_are_decoded_as_meant(decoded):
     to_callee = by_label(decoded, "generated callee leg #1")
     assert alternatives(to_callee, "h225.reason") == ["callForwarded"]
     assert "1003" in shown(to_callee, "h225.dialledDigits")
+
+
+def test_makecall_setup_and_transfer_are_decoded_as_meant(decoded):
+    setup = by_label(decoded, "makecall answered #0")
+    assert "InternalMakeCallEP" in shown(setup, "h225.h323_ID")
+    assert "1002" in shown(setup, "h225.dialledDigits")
+    assert shown(setup, "q931.called_party_number.digits") == ["1002"]
+    assert not any("fastStart" in f.name for f in setup)
+    facility = by_label(decoded, "makecall answered #1")
+    assert alternatives(facility, "h225.reason") == ["callForwarded"]
+    assert shown(facility, "h225.ipV4") == ["198.51.100.9"]
+    assert shown(facility, "h225.ipV4_port") == ["1722"]
+    assert not any("alternativeAliasAddress" in f.name for f in facility)
+    second = by_label(decoded, "makecall unanswered #0")
+    assert "user3" in shown(second, "h225.h323_ID")
