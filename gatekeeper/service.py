@@ -18,13 +18,13 @@ from gatekeeper.config import Config, ConfigError, IniFile
 from gatekeeper.control import GatekeeperControl
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.core.calls import CallTable
-from gatekeeper.core.registry import Endpoint, Registry
+from gatekeeper.core.registry import Endpoint, Registry, RegistrySettings
 from gatekeeper.core.routing import Router, build_router
 from gatekeeper.core.vqueue import VirtualQueues
 from gatekeeper.accounting import Accounting
 from gatekeeper.manhole import gatekeeper_namespace, manhole_service
 from gatekeeper.events import AccountingLine, ConfigReloaded, EventBus
-from gatekeeper.ras.controller import RasController, RasSettings
+from gatekeeper.ras.controller import RasConfig, RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
 from gatekeeper.status.protocol import StatusFactory, StatusSettings
 from gatekeeper.core.admission import SetupAdmission
@@ -99,8 +99,9 @@ class GatekeeperService(service.MultiService):
         self.clock = clock
         self.config = config if config is not None else Config()
         self.bus = EventBus(clock)
-        self.registry = Registry(settings.endpoint_id_suffix,
-                                 configured_prefixes=self.config.gateway_prefixes)
+        registry_settings = self._registry_settings(self.config, settings)
+        self.registry = Registry(registry_settings.id_suffix,
+                                 configured_prefixes=registry_settings.configured_prefixes)
         self.calls = CallTable()
         self.virtual_queues = VirtualQueues(self.config.virtual_queues, self.bus, clock,
                                             self.registry)
@@ -191,6 +192,10 @@ class GatekeeperService(service.MultiService):
         elif self.manhole is not None:
             self.manhole.update(config.manhole)
 
+    @staticmethod
+    def _registry_settings(config: Config, settings: RasSettings) -> RegistrySettings:
+        return RegistrySettings(settings.endpoint_id_suffix, config.gateway_prefixes)
+
     def _router(self, config: Config) -> Router:
         return build_router(config.routing, self.registry, {"vqueue": self.virtual_queues.policy})
 
@@ -257,16 +262,13 @@ class GatekeeperService(service.MultiService):
         new_permanent = {(e.signal_address, e.aliases) for e in config.permanent_endpoints}
         self.config = config
         self.settings = settings
-        self.controller.settings = settings
-        self.controller.bandwidth.total = settings.total_bandwidth
-        self.registry.id_suffix = settings.endpoint_id_suffix   # for new registrations
+        self.registry.reconfigure(self._registry_settings(config, settings))
         if (config.acct, settings.gatekeeper_id) != (old_acct, old_name):
             # New modules or files: the old ones close (their files, their queue).
             self.bus.unsubscribe(self.accounting)
             self.accounting.close()
             self.accounting = self._accounting(config)
             self.bus.subscribe(self.accounting)
-        self.registry.set_configured_prefixes(config.gateway_prefixes)
         now = self.clock.seconds()
         for endpoint in list(self.registry):
             if endpoint.permanent and (endpoint.signal_address, endpoint.aliases) in (
@@ -278,11 +280,11 @@ class GatekeeperService(service.MultiService):
     def _take(self, config: Config) -> None:
         """The parts of a configuration that are set the same way at start
         and at every reload."""
-        self.virtual_queues.configure(config.virtual_queues)
-        self.controller.router = self._router(config)
-        self.controller.hold_delay = config.virtual_queues.request_timeout + 2
-        self.controller.rewrite_rules = config.rewrite_e164
-        self.controller.policy = config.ras_policy
+        self.virtual_queues.reconfigure(config.virtual_queues)
+        # RequestInProgress asks for a little more than a RouteRequest may take.
+        self.controller.reconfigure(RasConfig(
+            self.settings, config.ras_policy, self._router(config), config.rewrite_e164,
+            hold_delay=config.virtual_queues.request_timeout + 2))
         main = config.main
         # New sessions follow a reload (as GnuGk); logged-in ones keep theirs.
         self.status.reconfigure(StatusSettings(config.status_auth, config.status_filtering,

@@ -5,6 +5,8 @@ templates (gatekeeper.ras.keepalive) and the typed outgoing messages."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
@@ -59,7 +61,8 @@ class Core:
         self.calls = CallTable()
         self.notes = Notes()
         self.admission = Admission(self.registry, self.calls, self.bus, self.clock,
-                                   AdmissionSettings("GK"), router=router,
+                                   AdmissionSettings("GK", total_bandwidth=total_bandwidth),
+                                   router=router,
                                    bandwidth=BandwidthPool(total_bandwidth), notifier=self.notes)
         self.registration = Registration(
             self.registry, self.bus, self.clock, self.admission.end_calls_of,
@@ -167,7 +170,8 @@ def test_answer_call_joins_the_call_and_in_direct_mode_connects_it():
 def test_rewrite_rules_apply_before_routing():
     core = Core()
     alice, bob = core.register(1), core.register(2)
-    core.admission.rewrite_rules = (RewriteRule("0", "10"),)
+    core.admission.reconfigure(replace(core.admission.settings,
+                                       rewrite_rules=(RewriteRule("0", "10"),)))
     decision = core.admission.admit(arq(alice, dialled_digits("02")))
     assert decision.call.callee_endpoint_id == bob.endpoint_id
     assert decision.call.destination_info == (dialled_digits("102"),)

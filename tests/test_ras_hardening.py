@@ -7,6 +7,7 @@ and no registration taken over from another port of its host unless
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import pytest
@@ -121,7 +122,7 @@ def test_an_lrq_naming_an_endpoint_from_elsewhere_is_not_routed_as_that_endpoint
             asked.append(request)
             return None
 
-    gk.controller.router = Router()
+    gk.controller.reconfigure(dataclasses.replace(gk.controller.config, router=Router()))
     pdu, _ = one(gk.send(lrq("bob", (STRANGER[0], 1719), alice_id), STRANGER))
     assert pdu.kind == "locationReject"
     assert [(r.caller, r.message_from) for r in asked] == [(None, STRANGER)]

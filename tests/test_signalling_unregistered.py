@@ -49,9 +49,9 @@ def alerting(call_id: bytes, crv: int):
 def with_vqueue(gk: Gatekeeper, timeout: float = 10.0) -> VirtualQueues:
     queues = VirtualQueues(VirtualQueueSettings(aliases=("800",), request_timeout=timeout),
                            gk.bus, gk.reactor, gk.controller.registry)
-    gk.controller.router = build_router(
+    gk.controller.reconfigure(dataclasses.replace(gk.controller.config, router=build_router(
         RoutingSettings({("", "default"): ("explicit", "internal", "vqueue")}),
-        gk.controller.registry, {"vqueue": queues.policy})
+        gk.controller.registry, {"vqueue": queues.policy})))
     return queues
 
 
@@ -229,8 +229,9 @@ def test_reconfigure_turns_it_off_for_new_setups(gk):
 def test_onsetup_chain_is_used_for_setups_only(gk):
     # [RoutingPolicy::OnSetup] default=explicit: a Setup is not routed by alias.
     registry = gk.controller.registry
-    gk.controller.router = Router([ExplicitPolicy(registry), InternalPolicy(registry)],
-                                  {("Setup", "default"): [ExplicitPolicy(registry)]})
+    gk.controller.reconfigure(dataclasses.replace(gk.controller.config, router=Router(
+        [ExplicitPolicy(registry), InternalPolicy(registry)],
+        {("Setup", "default"): [ExplicitPolicy(registry)]})))
     caller = gk.connect_caller(STRANGER)
     caller.send(stranger_setup(ras.new_guid(), "1002"))
     assert caller.one().body["reason"] == ("calledPartyNotRegistered", None)

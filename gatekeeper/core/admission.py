@@ -24,7 +24,7 @@ counters and the event bus follow.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, NamedTuple, Protocol
 
 from twisted.internet.defer import Deferred
@@ -76,6 +76,9 @@ class AdmissionSettings:
     gatekeeper_id: str = "gatekeeper"
     routed: bool = False                     # calls signalled through the gatekeeper
     signal_address: Address | None = None    # the gatekeeper's own, for routed mode
+    router: Router | None = None             # the routing chain; None: the registry's lookups
+    rewrite_rules: tuple[RewriteRule, ...] = ()   # [RasSrv::RewriteE164]
+    total_bandwidth: int | None = None       # TotalBandwidth, units of 100 bit/s; None: unlimited
 
 
 # -- requests ------------------------------------------------------------------
@@ -188,20 +191,30 @@ class Admission:
         self.calls = calls
         self.bus = bus
         self.clock = clock
-        self.settings = settings if settings is not None else AdmissionSettings()
-        self.router = router if router is not None else default_router(registry)
         self.bandwidth = bandwidth if bandwidth is not None else BandwidthPool()
         self.notifier: EndpointNotifier = notifier if notifier is not None else NoNotifier()
         self.stats: Counter[str] = stats if stats is not None else Counter()
-        self.rewrite_rules: tuple[RewriteRule, ...] = ()   # [RasSrv::RewriteE164]
         self.accepting = True        # False while shutting down: no new calls
         self._pending: dict[tuple, Deferred] = {}
         #: Peer-caused log lines (rate-limited); the protocol in front may
         #: pass its own, so that its lines share one limit and namespace.
         self._trouble = trouble if trouble is not None else RateLimitedLog(self.log, clock)
+        if settings is None:
+            # The pool's own limit stands until a reconfigure says otherwise.
+            settings = AdmissionSettings(total_bandwidth=self.bandwidth.total)
+        if router is not None:
+            settings = replace(settings, router=router)
+        self.reconfigure(settings)
 
     def reconfigure(self, settings: AdmissionSettings) -> None:
+        """Take new settings (a reload).  The router, the rewrite rules and
+        the bandwidth limit are read from attributes on the hot path, so they
+        are unpacked here; calls in progress keep their bandwidth."""
         self.settings = settings
+        self.router: Router = (settings.router if settings.router is not None
+                               else default_router(self.registry))
+        self.rewrite_rules: tuple[RewriteRule, ...] = settings.rewrite_rules
+        self.bandwidth.reconfigure(settings.total_bandwidth)
 
     # -- admission -------------------------------------------------------
 

@@ -13,6 +13,11 @@ class BandwidthPool:
         self.total = total
         self.used = 0
 
+    def reconfigure(self, total: int | None) -> None:
+        """A new limit (a reload); what calls hold now stays theirs, even
+        above the new limit (new requests wait until enough is given back)."""
+        self.total = total
+
     @property
     def available(self) -> int | None:
         if self.total is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from gatekeeper.h225.ras import Address, Alias, Vendor
 
@@ -52,6 +52,15 @@ class Endpoint:
         """True when ``source`` is this endpoint's RAS address (or where its
         registration came from): the only place its identifier is honoured."""
         return source == self.ras_address or source == self.source_address
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    """What the registry takes from the configuration (:meth:`Registry.reconfigure`)."""
+
+    id_suffix: str = "_endp"              # [Gatekeeper::Main] EndpointIdSuffix, new ids only
+    #: [RasSrv::GWPrefixes]: alias -> prefixes routed to the gateway with it
+    configured_prefixes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def alias_key(alias: Alias) -> str:
@@ -201,10 +210,15 @@ class Registry:
         self._unschedule(endpoint)
         self._put(endpoint, int(now + seconds) + 1)
 
+    def reconfigure(self, settings: RegistrySettings) -> None:
+        """A reload: the suffix of identifiers given from now on, and a new
+        [RasSrv::GWPrefixes] (every endpoint re-indexed; registrations kept)."""
+        self.id_suffix = settings.id_suffix
+        self._set_configured_prefixes(settings.configured_prefixes)
+
     # -- internals -------------------------------------------------------
 
-    def set_configured_prefixes(self, configured: dict[str, tuple[str, ...]]) -> None:
-        """Swap in a new [RasSrv::GWPrefixes] and re-index every endpoint."""
+    def _set_configured_prefixes(self, configured: Mapping[str, tuple[str, ...]]) -> None:
         self.configured_prefixes = dict(configured)
         for endpoint in list(self._by_id.values()):
             self._unindex(endpoint)

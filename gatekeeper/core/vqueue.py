@@ -149,10 +149,10 @@ class VirtualQueues:
         self.pending: dict[tuple, PendingRoute] = {}
         self.stats = {"requests": 0, "answered": 0, "rejected": 0, "timeouts": 0,
                       "late answers": 0}
-        self.configure(settings)
+        self.reconfigure(settings)
         self.policy = VirtualQueuePolicy(self)
 
-    def configure(self, settings: VirtualQueueSettings) -> None:
+    def reconfigure(self, settings: VirtualQueueSettings) -> None:
         """Take new settings (a reload); requests already waiting keep their timers."""
         self.settings = settings
         self._aliases = set(settings.aliases)

@@ -75,6 +75,18 @@ class RasSettings:
     endpoint_id_suffix: str = "_endp"
 
 
+@dataclass(frozen=True, slots=True)
+class RasConfig:
+    """Everything the RAS controller and the core behind it take on reload,
+    in one value (:meth:`RasController.reconfigure`)."""
+
+    settings: RasSettings = RasSettings()
+    policy: RasPolicy = RasPolicy()
+    router: Router | None = None             # None: the registry's own lookups
+    rewrite_rules: tuple[RewriteRule, ...] = ()   # [RasSrv::RewriteE164]
+    hold_delay: float = 12.0                 # seconds a RequestInProgress asks to wait
+
+
 @dataclass(slots=True)
 class Reply:
     """A reply for an address other than the request's source."""
@@ -160,7 +172,6 @@ class RasController:
         self.calls = calls if calls is not None else CallTable()
         self.local_ras_address = local_ras_address or (lambda source: ("127.0.0.1", 1719))
         self.stats: Counter[str] = Counter()
-        self._policy = policy if policy is not None else RasPolicy()
         self._trouble = RateLimitedLog(self.log, clock)
         #: The core: admission (ARQ, BRQ, DRQ, calls ending) and registration
         #: (GRQ, RRQ, URQ, time to live); the controller is their notifier
@@ -170,9 +181,13 @@ class RasController:
                                    notifier=self, stats=self.stats, trouble=self._trouble)
         self.registration = Registration(self.registry, bus, clock, self.admission.end_calls_of,
                                          notifier=self, stats=self.stats, trouble=self._trouble)
-        self.settings = settings
         self._send: Send | None = None
-        self.hold_delay = 12.0       # seconds a RequestInProgress asks the endpoint to wait
+        #: The configuration in force (:meth:`reconfigure` replaces it whole).
+        self.config: RasConfig
+        #: The delay a RequestInProgress announces, in milliseconds.
+        self.hold_delay_ms: int
+        self.reconfigure(RasConfig(settings, policy if policy is not None else RasPolicy(),
+                                   router))
         self.is_neighbour: NeighbourCheck = no_neighbours
         self._held: dict[tuple, _Held] = {}
         self._outgoing: dict[int, _Outgoing] = {}
@@ -227,48 +242,45 @@ class RasController:
 
     # -- settings, handed on to the core -----------------------------------
 
+    def reconfigure(self, config: RasConfig) -> None:
+        """Take a new configuration (at start and at every reload) and hand
+        its parts on to the core: admission (name, call model, router,
+        [RasSrv::RewriteE164], TotalBandwidth) and registration (time to live,
+        discovery, IRQ polling, OverwriteEPOnSameAddress).  Registrations,
+        calls and held requests are kept."""
+        settings, policy = config.settings, config.policy
+        self.config = config
+        self._settings = settings
+        self._policy = policy
+        self.hold_delay_ms = max(1, min(65535, int(config.hold_delay * 1000)))
+        self.admission.reconfigure(AdmissionSettings(
+            settings.gatekeeper_id, settings.routed, settings.signal_address,
+            config.router, config.rewrite_rules, settings.total_bandwidth))
+        self.registration.reconfigure(RegistrationSettings(
+            settings.gatekeeper_id, settings.time_to_live, settings.minimum_time_to_live,
+            settings.require_discovery, settings.discovery_memory, settings.irq_poll_count,
+            settings.irq_poll_interval, policy.overwrite_ep_on_same_address))
+
     @property
     def settings(self) -> RasSettings:
         return self._settings
-
-    @settings.setter
-    def settings(self, settings: RasSettings) -> None:
-        self._settings = settings
-        self.admission.reconfigure(AdmissionSettings(
-            settings.gatekeeper_id, settings.routed, settings.signal_address))
-        self._configure_registration()
 
     @property
     def policy(self) -> RasPolicy:
         return self._policy
 
-    @policy.setter
-    def policy(self, policy: RasPolicy) -> None:
-        self._policy = policy
-        self._configure_registration()
-
-    def _configure_registration(self) -> None:
-        settings = self._settings
-        self.registration.reconfigure(RegistrationSettings(
-            settings.gatekeeper_id, settings.time_to_live, settings.minimum_time_to_live,
-            settings.require_discovery, settings.discovery_memory, settings.irq_poll_count,
-            settings.irq_poll_interval, self._policy.overwrite_ep_on_same_address))
+    @property
+    def hold_delay(self) -> float:
+        """Seconds a RequestInProgress asks the endpoint to wait."""
+        return self.config.hold_delay
 
     @property
     def router(self) -> Router:
         return self.admission.router
 
-    @router.setter
-    def router(self, router: Router) -> None:
-        self.admission.router = router
-
     @property
     def rewrite_rules(self) -> tuple[RewriteRule, ...]:
         return self.admission.rewrite_rules
-
-    @rewrite_rules.setter
-    def rewrite_rules(self, rules: tuple[RewriteRule, ...]) -> None:
-        self.admission.rewrite_rules = rules
 
     @property
     def accepting(self) -> bool:
@@ -472,11 +484,6 @@ class RasController:
         self._send(message, address, (source, kind, seq))
         for number in earlier:
             self._send(message.with_seq(number), address, (source, kind, number), False)
-
-    @property
-    def hold_delay_ms(self) -> int:
-        """The delay a RequestInProgress announces."""
-        return max(1, min(65535, int(self.hold_delay * 1000)))
 
     # -- DRQ, BRQ --------------------------------------------------------
 
