@@ -21,7 +21,7 @@ import pytest
 from twisted.internet import defer
 
 from gatekeeper.h225 import q931, ras
-from gatekeeper.testing import CalleeScript, FakeEndpoint, RasClient
+from gatekeeper.testing import CalleeScript, FakeCall, FakeEndpoint, RasClient, setup_message
 from gkprocess import GatekeeperProcess, ReactorDriver, StatusSession, free_port
 
 FAST_START = [bytes.fromhex("0000000c2013800a04000100c000020a1389")]
@@ -313,3 +313,182 @@ def test_two_calls_at_once_keep_their_own_call_references(lab):
     for _, leg in legs:
         leg.release()
     assert len(lab.wait_cdrs(2)) == 2
+
+
+# --- [RoutedMode] AcceptUnregisteredCalls: a virtual queue on the Setup --------------------
+
+#: CDR fields here: number, call id, connect time, caller endpoint id and
+#: address, callee endpoint id and address, destination aliases, cause.
+QUEUE_CDR = ("%n|%{CallId}|%{connect-time}|%{caller-epid}|%{caller-ip}:%{caller-port}|"
+             "%{callee-epid}|%{callee-ip}:%{callee-port}|%{dest-info}|%c")
+
+
+def queue_lab(workdir: Path) -> Lab:
+    """A Lab whose gatekeeper admits Setups without ARQ and has virtual
+    queue 800, reached after explicit and internal routing."""
+    lab = Lab(workdir)
+    (workdir / "gatekeeper.ini").write_text(
+        "[RoutedMode]\nGKRouted=1\nAcceptUnregisteredCalls=1\n"
+        "[RoutingPolicy]\ndefault=explicit,internal,vqueue\n"
+        "[CTI::Agents]\nVirtualQueueAliases=800\nRequestTimeout=10\n"
+        "[Gatekeeper::Acct]\nFileAcct=required;stop\n"
+        f"[FileAcct]\nCDRString={QUEUE_CDR}\nTimestampFormat={TIME_FORMAT}\n")
+    return lab.start()
+
+
+@pytest.fixture
+def qlab(tmp_path):
+    lab = queue_lab(tmp_path)
+    events = StatusSession(lab.status_port, trace=1)
+    lab.events = events
+    try:
+        yield lab
+    finally:
+        events.close()
+        lab.stop()
+
+
+def unregistered_call(lab: Lab, number: str, crv: int):
+    """A caller that never registered (no RRQ, no ARQ: gatekeeper.testing's
+    FakeEndpoint only builds the Setup) opens TCP to the gatekeeper's call
+    signalling port and sends a Setup for ``number``, addressed to the
+    gatekeeper, with no sourceCallSignalAddress: the caller, its call id and
+    its leg."""
+    caller = FakeEndpoint(["1001", "stranger"], ("127.0.0.1", 0))
+    call_id = ras.new_guid()
+    caller.calls[call_id] = FakeCall(call_id, call_id, crv, destination=(ras.parse_alias(number),),
+                                     signal_address=lab.gk_signal)
+    setup = setup_message(crv, call_id, call_id, (ras.parse_alias(number),), caller.aliases,
+                          None, lab.gk_signal, fast_start=FAST_START)
+    leg = caller.place_call(lab.reactor, call_id, setup=setup)
+    lab.run(leg.opened)
+    return caller, call_id, leg
+
+
+def route_request(lab: Lab, timeout: float = 10.0) -> list[str]:
+    """The first RouteRequest line the trace-1 session sees, split at ``|``
+    (the private reactor runs meanwhile, so that the Setup goes out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lab.driver.sleep(0.02)
+        try:
+            line = lab.events.wait_for("RouteRequest|", timeout=0.05)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+    assert line.endswith(";"), line
+    return line[:-1].split("|")
+
+
+def test_unregistered_setup_to_a_virtual_queue_is_routed_by_route_to_alias(qlab):
+    lab = qlab
+    bob = lab.endpoint("bob", "2002", CalleeScript(delays=0.05))
+    next_leg = bob.callee.next_leg()
+    caller, call_id, leg = unregistered_call(lab, "800", crv=321)
+    local = leg.transport.getHost()
+    fields = route_request(lab)
+    assert fields[0] == "RouteRequest"
+    assert fields[1] == f"127.0.0.1:{local.port}"         # the connection's peer
+    assert fields[2:5] == ["unregistered", "321", "800"]
+    assert fields[5] == "1001"                            # the caller's first alias
+    assert fields[6] == "-".join(f"{b:02x}" for b in call_id)
+    assert fields[-1] == "Setup"
+    assert fields[-2] == f"127.0.0.1:{local.port}"        # where the Setup came from
+    assert leg.received == [] and bob.callee.legs == []  # held until answered
+    assert lab.status.command("c")[-1].startswith("Number of Calls: 0 ")
+
+    lab.status.sock.sendall(b"RouteToAlias 2002 unregistered 321\r\n")
+    callee = lab.run(next_leg)
+    setup = lab.run(callee.wait_for(q931.SETUP)).message
+    assert setup.call_id == call_id
+    assert ras.aliases_from_asn(setup.body["destinationAddress"]) == (ras.parse_alias("2002"),)
+    assert setup.body["fastStart"] == FAST_START
+    assert setup.address("destCallSignalAddress") == bob.signal_address
+    # bob answers: his answerCall ARQ is confirmed (Lab.answer_arq asserts
+    # the ACF), then Alerting and Connect reach the caller.
+    connect = lab.run(leg.wait_for(q931.CONNECT))
+    assert connect.call_id == call_id and connect.crv == 321 and connect.from_destination
+    assert q931.ALERTING in leg.types()
+    assert leg.problems() == [] and callee.problems(call_id=call_id) == []
+    bob_arqs = [pdu for pdu in bob.answers if pdu.kind == "admissionConfirm"]
+    assert len(bob_arqs) == 1
+    listing = lab.status.command("c")
+    assert listing[-1] == ("Number of Calls: 1 Active: 1 From Neighbor: 0 From Parent: 0 "
+                           "Proxied: 1"), listing
+    # the caller's line: its address, no endpoint id, the Setup's CRV
+    spaced = "-".join(f"{b:02x}" for b in call_id)
+    assert (f"ACF|127.0.0.1:{local.port}||321|2002:dialedDigits|"
+            f"1001:dialedDigits=stranger:h323_ID|false|{spaced}|Proxy;") in listing, listing
+    assert any(line.startswith(f"ACF|127.0.0.1:{bob.signal_address[1]}|{bob.endpoint_id}|")
+               and f"|true|{spaced}|" in line for line in listing), listing
+
+    leg.release(q931.CAUSE_NORMAL_CALL_CLEARING)
+    release = lab.run(callee.wait_for(q931.RELEASE_COMPLETE))
+    assert release.cause == q931.CAUSE_NORMAL_CALL_CLEARING
+    lab.run(callee.lost)
+    [cdr] = lab.wait_cdrs(1)
+    (number, cdr_call_id, connected, caller_epid, caller_address, callee_epid, callee_address,
+     dest_info, cause) = cdr.split("|")
+    assert cdr_call_id == " ".join(f"{b:02x}" for b in call_id)
+    assert connected != ""
+    assert caller_epid == "" and caller_address == f"127.0.0.1:{local.port}"
+    assert callee_epid == bob.endpoint_id
+    assert callee_address == f"127.0.0.1:{bob.signal_address[1]}"
+    assert "2002:dialedDigits" in dest_info, dest_info
+    assert cause == str(q931.CAUSE_NORMAL_CALL_CLEARING)
+    assert lab.status.command("c")[-1].startswith("Number of Calls: 0 ")
+    assert "Traceback" not in lab.gatekeeper.log()
+
+
+def test_unregistered_setup_to_a_virtual_queue_route_reject(qlab):
+    lab = qlab
+    bob = lab.endpoint("bob", "2002")
+    caller, call_id, leg = unregistered_call(lab, "800", crv=654)
+    fields = route_request(lab)
+    assert fields[2:5] == ["unregistered", "654", "800"] and fields[-1] == "Setup"
+    lab.status.sock.sendall(b"RouteReject unregistered 654\r\n")
+    release = lab.run(leg.wait_for(q931.RELEASE_COMPLETE))
+    # RouteReject's default reason, calledPartyNotRegistered: H.225.0 Table 5
+    # ReleaseCompleteReason calledPartyNotRegistered, Q.850 cause 20
+    assert release.crv == 654 and release.from_destination is True
+    assert release.call_id == call_id
+    assert release.cause == q931.CAUSE_SUBSCRIBER_ABSENT
+    assert release.message.body["reason"] == ("calledPartyNotRegistered", None)
+    lab.run(leg.lost)
+    assert leg.types() == [q931.RELEASE_COMPLETE]
+    assert bob.callee.legs == []
+    assert lab.status.command("c")[-1].startswith("Number of Calls: 0 ")
+    lab.driver.sleep(0.2)
+    assert lab.cdr_lines() == []
+
+
+# --- TransferCall on a live routed call ------------------------------------------------------
+
+
+def test_transfer_call_sends_the_caller_facility_call_forwarded(lab):
+    carol = lab.endpoint("carol", "3003")
+    alice, bob, call_id, caller, callee = answered(lab)
+    lab.run(caller.wait_for(q931.CONNECT))
+    lab.status.sock.sendall(b"TransferCall alice 3003\r\n")
+    reply = lab.status.read_until(lambda line: line.startswith(("Transferring", "Error")))[-1]
+    assert reply == "Transferring call number 1: the caller is asked to call 3003", reply
+    facility = lab.run(caller.wait_for(q931.FACILITY), timeout=5)
+    assert facility.crv == alice.calls[call_id].crv and facility.from_destination is True
+    assert facility.call_id == call_id
+    body = facility.message.body
+    assert body["reason"] == ("callForwarded", None)
+    assert ras.aliases_from_asn(body["alternativeAliasAddress"]) == (ras.parse_alias("3003"),)
+    assert body["conferenceID"] == alice.calls[call_id].conference_id
+    lab.driver.sleep(0.2)
+    assert q931.FACILITY not in callee.types()           # only the caller is asked
+    assert carol.callee.legs == []                       # nobody called carol for her
+    # the call stays up until the caller releases it
+    listing = lab.status.command("c")
+    assert listing[-1].startswith("Number of Calls: 1 Active: 1 "), listing
+    caller.release(q931.CAUSE_NORMAL_CALL_CLEARING)
+    lab.run(callee.wait_for(q931.RELEASE_COMPLETE))
+    lab.run(caller.lost)
+    [cdr] = lab.wait_cdrs(1)
+    assert cdr.split("|")[2] != ""                       # it had connected
+    assert lab.status.command("c")[-1].startswith("Number of Calls: 0 ")

@@ -470,3 +470,158 @@ def _trace_time(log: str, text: str) -> float:
     line = next(line for line in log.splitlines() if text in line)
     hours, minutes, seconds, millis = (int(part) for part in line.split()[0].split(":"))
     return hours * 3600 + minutes * 60 + seconds + millis / 1000
+
+
+# --- a caller that is not registered (AcceptUnregisteredCalls) ----------------
+
+
+class UnregisteredEndpoint(Endpoint):
+    """A chansetup with no gatekeeper (no ``--gk``): it sends no RAS at all
+    and places its call straight to the address it is given; ``alias@ip:port``
+    (ooh323c's ooParseDestination) puts the alias in the Setup's
+    destinationAddress and ``ip:port`` in its destCallSignalAddress."""
+
+    def __init__(self, binary: str, workdir: Path, name: str, *args: str, h323id: str,
+                 number: str) -> None:
+        self.name = name
+        self.signal_port = free_port(socket.SOCK_STREAM)
+        self.out_path = workdir / f"{name}.out"
+        self.workdir = workdir
+        command = ["stdbuf", "-oL", binary, "--use-ip", "127.0.0.1", "--use-port",
+                   str(self.signal_port), "--h323id", h323id, "--user-number", number, *args]
+        with open(self.out_path, "wb") as out:
+            self.process = subprocess.Popen(
+                command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**os.environ, "OO_ALLOW_LOOPBACK": "1"})
+
+
+def _unregistered_alice(lab: Lab, *args: str) -> UnregisteredEndpoint:
+    """alice (1001) without a gatekeeper, calling 2002 at the gatekeeper's
+    call signalling address; ``-t -t``: her trace log shows each message."""
+    alice = UnregisteredEndpoint(lab.binary, lab.workdir, "alice", "-t", "-t", *args,
+                                 f"2002@{lab.signal_address}", h323id="alice", number="1001")
+    lab.endpoints.append(alice)
+    return alice
+
+
+def _routed_lab_with(tmp_path, chansetup, config_text: str):
+    config = tmp_path / "gatekeeper.ini"
+    config.write_text(config_text)
+    signal_port = free_port(socket.SOCK_STREAM)
+    return _lab(tmp_path, chansetup, "--config", str(config), "--routed", "--call-signal-port",
+                str(signal_port), signal_port=signal_port)
+
+
+def _sent_setup(trace: str) -> str:
+    """The Setup ooh323c printed before sending it (trace level ``-t -t``)."""
+    start = trace.index("Built SETUP message")
+    return trace[start:trace.index("Sent Message - Setup", start)]
+
+
+def _asn_field(text: str, name: str, inner: str) -> str:
+    """The value under ``name = {`` ... ``inner = {`` in ooh323c's print of a message."""
+    after = text[text.index(f"{name} = {{"):]
+    after = after[after.index(f"{inner} = {{"):]
+    return after.splitlines()[1].split("printHandler.c:73")[-1].strip()
+
+
+def test_unregistered_ooh323c_caller_is_routed_through_the_gatekeeper(tmp_path, chansetup):
+    """[RoutedMode] AcceptUnregisteredCalls=1: alice (no --gk, no RAS) sends
+    her Setup for 2002 straight to the gatekeeper's call signalling port; it is
+    admitted on the Setup and routed to bob, registered as 2002."""
+    labs = _routed_lab_with(tmp_path, chansetup, "[RoutedMode]\nAcceptUnregisteredCalls=1\n")
+    lab = next(labs)
+    try:
+        bob = lab.start("bob", "--listen", "-exit-after", "10", "-t", "-t", h323id="bob",
+                        number="2002")
+        bob_id = lab.registered(bob)
+        alice = _unregistered_alice(lab, "-duration", "2", "-exit-after", "10")
+        assert "onIncomingCall" in bob.wait_for_output("onCallEstablished")
+        alice.wait_for_output("onCallEstablished")
+        trace = alice.trace_log()
+        # What alice sent: no RAS, a Setup to the gatekeeper for alias 2002.
+        assert "Parsing destination 2002@" in trace
+        assert "Destination is parsed as dialed digits 2002" in trace
+        assert f"connect to remote endpoint({lab.signal_address})" in trace
+        assert "Gatekeeper" not in trace and "RegistrationRequest" not in trace
+        setup = _sent_setup(trace)
+        assert _asn_field(setup, "destinationAddress", "dialedDigits") == '"2002"'
+        assert _asn_field(setup, "destCallSignalAddress", "port") == str(lab.signal_address
+                                                                          .split(":")[1])
+        alice_port = _asn_field(setup, "sourceCallSignalAddress", "port")
+        call_guid = _asn_field(setup, "callIdentifier", "guid").strip("'H")
+        alice_address = f"127.0.0.1:{alice_port}"
+        # bob was called by the gatekeeper, not by alice: the Setup he got
+        # names bob as its destination and a source address of the gatekeeper's
+        # (its leg to bob), not alice's; her aliases are passed on.
+        received = bob.trace_log()
+        received = received[received.index("Received H.2250 Message"):]
+        assert _asn_field(received, "destCallSignalAddress", "port") == str(bob.signal_port)
+        source_port = _asn_field(received, "sourceCallSignalAddress", "port")
+        assert source_port not in (alice_port, str(alice.signal_port)), source_port
+        assert _asn_field(received, "sourceAddress", "dialedDigits") == '"1001"'
+        assert _asn_field(received, "callIdentifier", "guid").strip("'H") == call_guid
+
+        listing = lab.commands.command("c")
+        assert listing[-1].startswith("Number of Calls: 1 "), listing
+        assert listing[-1].endswith(" Proxied: 1"), listing
+        # alice's leg is listed with her address and no endpoint id
+        assert any(line.startswith(f"ACF|{alice_address}||") and "|false|" in line
+                   for line in listing), listing
+        # bob's answerCall ARQ is confirmed; alice sent none (no ACF for her).
+        callee_acf = lab.events.wait_for("ACF|", contains="|true|")
+        fields = callee_acf.rstrip(";").split("|")
+        assert fields[1:3] == [bob.signal_address, bob_id]
+        call_id = fields[7]
+        assert call_id.replace("-", "") == call_guid
+        assert lab.events.matching("ACF|", contains="|false|") == []
+        assert lab.events.matching("ARQ|") == [] and lab.events.matching("ARJ|") == []
+
+        cdr_event = lab.events.wait_for("CDR|", timeout=15)
+        assert "OO_REASON_LOCAL_CLEARED" in alice.wait_for_output("onCallCleared")
+        assert "OO_REASON_REMOTE_CLEARED" in bob.wait_for_output("onCallCleared")
+        assert alice.wait_exit() == 0
+        assert wait_until(lambda: len(lab.cdr_lines()) == 1), lab.cdr_lines()
+        [cdr] = lab.cdr_lines()
+        assert cdr == cdr_event
+        fields = cdr.rstrip(";").split("|")
+        assert fields[2] == call_id.replace("-", " ")
+        assert 1 <= int(fields[3]) <= 5                 # connected: 2 s of talk
+        assert fields[4] != "unconnected"               # the connect time
+        # no caller endpoint id; the caller's address is alice's own
+        assert fields[6:10] == [alice_address, "", bob.signal_address, bob_id]
+        assert fields[10] == "2002:dialedDigits"
+        assert fields[11] == "1001:dialedDigits=alice:h323_ID"
+        time.sleep(0.5)                                 # bob's DRQ ends nothing twice
+        assert len(lab.cdr_lines()) == 1
+        assert len(lab.events.matching("CDR|")) == 1
+        assert lab.commands.command("c")[-1].startswith("Number of Calls: 0 ")
+    finally:
+        next(labs, None)
+
+
+def test_unregistered_ooh323c_caller_is_released_by_default(tmp_path, chansetup):
+    """GnuGk's default (AcceptUnregisteredCalls=0): alice's Setup with no ARQ
+    before it is answered with ReleaseComplete, callerNotRegistered; bob is
+    never called and there is no call and no CDR."""
+    labs = _routed_lab_with(tmp_path, chansetup, "[RoutedMode]\nGKRouted=1\n")
+    lab = next(labs)
+    try:
+        bob = lab.bob(exit_after=6)
+        lab.registered(bob)
+        alice = _unregistered_alice(lab, "-duration", "2", "-exit-after", "6")
+        # ooh323c maps ReleaseCompleteReason callerNotRegistered to this
+        assert "OO_REASON_GK_NOCALLERUSER" in alice.wait_for_output("onCallCleared")
+        assert "onCallEstablished" not in alice.output()
+        trace = alice.trace_log()
+        assert f"connect to remote endpoint({lab.signal_address})" in trace
+        assert "H.225 Release Complete message received" in trace
+        assert "Cause of Release Complete is 1f." in trace      # Q.850 31, normal unspecified
+        assert "callerNotRegistered" in trace[trace.index("releaseComplete = {"):]
+        assert alice.wait_exit() == 0
+        assert "onIncomingCall" not in bob.output()
+        assert lab.commands.command("c")[-1].startswith("Number of Calls: 0 ")
+        assert lab.events.matching("CDR|") == [] and lab.events.matching("ACF|") == []
+        assert lab.cdr_lines() == []
+    finally:
+        next(labs, None)
