@@ -323,12 +323,13 @@ QUEUE_CDR = ("%n|%{CallId}|%{connect-time}|%{caller-epid}|%{caller-ip}:%{caller-
              "%{callee-epid}|%{callee-ip}:%{callee-port}|%{dest-info}|%c")
 
 
-def queue_lab(workdir: Path) -> Lab:
+def queue_lab(workdir: Path, routed: str = "") -> Lab:
     """A Lab whose gatekeeper admits Setups without ARQ and has virtual
-    queue 800, reached after explicit and internal routing."""
+    queue 800, reached after explicit and internal routing; ``routed``:
+    more [RoutedMode] lines."""
     lab = Lab(workdir)
     (workdir / "gatekeeper.ini").write_text(
-        "[RoutedMode]\nGKRouted=1\nAcceptUnregisteredCalls=1\n"
+        "[RoutedMode]\nGKRouted=1\nAcceptUnregisteredCalls=1\n" + routed +
         "[RoutingPolicy]\ndefault=explicit,internal,vqueue\n"
         "[CTI::Agents]\nVirtualQueueAliases=800\nRequestTimeout=10\n"
         "[Gatekeeper::Acct]\nFileAcct=required;stop\n"
@@ -492,3 +493,29 @@ def test_transfer_call_sends_the_caller_facility_call_forwarded(lab):
     [cdr] = lab.wait_cdrs(1)
     assert cdr.split("|")[2] != ""                       # it had connected
     assert lab.status.command("c")[-1].startswith("Number of Calls: 0 ")
+
+
+def test_held_unregistered_setup_gets_the_gatekeepers_call_proceeding(tmp_path):
+    """GenerateCallProceeding=1: the Setup waiting in the virtual queue is
+    answered at once with the gatekeeper's CallProceeding; once routed, bob's
+    own CallProceeding is not a second one for the caller."""
+    lab = queue_lab(tmp_path, "GenerateCallProceeding=1\n")
+    lab.events = StatusSession(lab.status_port, trace=1)
+    try:
+        bob = lab.endpoint("bob", "2002", CalleeScript(delays=0.05))
+        caller, call_id, leg = unregistered_call(lab, "800", crv=987)
+        proceeding = lab.run(leg.wait_for(q931.CALL_PROCEEDING), timeout=5)
+        assert proceeding.crv == 987 and proceeding.from_destination is True
+        assert route_request(lab)[2:5] == ["unregistered", "987", "800"]
+        assert bob.callee.legs == []                     # still waiting for its route
+        lab.status.sock.sendall(b"RouteToAlias 2002 unregistered 987\r\n")
+        lab.run(leg.wait_for(q931.CONNECT))
+        callee = bob.callee.legs[0]
+        assert callee.sent[0] == q931.CALL_PROCEEDING        # bob did send his own
+        assert leg.types() == [q931.CALL_PROCEEDING, q931.ALERTING, q931.CONNECT]
+        assert leg.problems() == []
+        leg.release()
+        assert len(lab.wait_cdrs(1)) == 1
+    finally:
+        lab.events.close()
+        lab.stop()

@@ -625,3 +625,67 @@ def test_unregistered_ooh323c_caller_is_released_by_default(tmp_path, chansetup)
         assert lab.cdr_lines() == []
     finally:
         next(labs, None)
+
+
+def test_unregistered_ooh323c_caller_to_a_virtual_queue_waits_for_route_to_alias(tmp_path,
+                                                                                 chansetup):
+    """alice (no gatekeeper) calls 800@gatekeeper, a virtual queue: her Setup
+    is held, announced in a RouteRequest for an ``unregistered`` caller and
+    a Setup, and routed to bob by ``RouteToAlias 2002 unregistered CRV``."""
+    labs = _routed_lab_with(tmp_path, chansetup,
+                            "[RoutedMode]\nAcceptUnregisteredCalls=1\n"
+                            "[RoutingPolicy]\ndefault=explicit,internal,vqueue\n"
+                            "[CTI::Agents]\nVirtualQueueAliases=800\n")
+    lab = next(labs)
+    try:
+        bob = lab.bob(exit_after=10)
+        bob_id = lab.registered(bob)
+        alice = UnregisteredEndpoint(lab.binary, lab.workdir, "alice", "-t", "-t", "-duration",
+                                     "2", "-exit-after", "10", f"800@{lab.signal_address}",
+                                     h323id="alice", number="1001")
+        lab.endpoints.append(alice)
+        request = lab.events.wait_for("RouteRequest|").rstrip(";").split("|")
+        setup = _sent_setup(alice.trace_log())
+        crv = re.search(r"callReference = (\d+)", setup).group(1)
+        alice_address = f"127.0.0.1:{_asn_field(setup, 'sourceCallSignalAddress', 'port')}"
+        guid = _asn_field(setup, "callIdentifier", "guid").strip("'H")
+        assert request[1:6] == [alice_address, "unregistered", crv, "800", "1001"]
+        assert request[6].replace("-", "") == guid
+        assert request[-1] == "Setup"
+        time.sleep(0.3)
+        assert "onIncomingCall" not in bob.output()             # held: bob not called yet
+        lab.commands.sock.sendall(f"RouteToAlias 2002 unregistered {crv}\r\n".encode())
+        assert "onIncomingCall" in bob.wait_for_output("onCallEstablished")
+        alice.wait_for_output("onCallEstablished")
+        assert "OO_REASON_LOCAL_CLEARED" in alice.wait_for_output("onCallCleared", timeout=10)
+        assert wait_until(lambda: len(lab.cdr_lines()) == 1), lab.cdr_lines()
+        fields = lab.cdr_lines()[0].rstrip(";").split("|")
+        assert fields[2].replace(" ", "") == guid
+        assert fields[4] != "unconnected"
+        assert fields[6:11] == [alice_address, "", bob.signal_address, bob_id,
+                                "2002:dialedDigits"]
+    finally:
+        next(labs, None)
+
+
+def test_unregistered_ooh323c_caller_to_an_unknown_number_is_released(tmp_path, chansetup):
+    """AcceptUnregisteredCalls=1 but 9999 is nobody: ReleaseComplete with
+    calledPartyNotRegistered and Q.850 cause 20 (H.225.0 Table 5), which
+    ooh323c reports as OO_REASON_NOUSER; no call, no CDR."""
+    labs = _routed_lab_with(tmp_path, chansetup, "[RoutedMode]\nAcceptUnregisteredCalls=1\n")
+    lab = next(labs)
+    try:
+        alice = UnregisteredEndpoint(lab.binary, lab.workdir, "alice", "-t", "-t", "-duration",
+                                     "2", "-exit-after", "6", f"9999@{lab.signal_address}",
+                                     h323id="alice", number="1001")
+        lab.endpoints.append(alice)
+        assert "OO_REASON_NOUSER" in alice.wait_for_output("onCallCleared")
+        trace = alice.trace_log()
+        assert "Cause of Release Complete is 14." in trace          # hex: 20
+        assert "calledPartyNotRegistered" in trace[trace.index("releaseComplete = {"):]
+        assert "onCallEstablished" not in alice.output()
+        assert alice.wait_exit() == 0
+        assert lab.commands.command("c")[-1].startswith("Number of Calls: 0 ")
+        assert lab.events.matching("CDR|") == [] and lab.cdr_lines() == []
+    finally:
+        next(labs, None)
