@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from gatekeeper.core.calls import Call, CallTable
+from gatekeeper.core.calls import Call, CallTable, EndpointCalls
 from gatekeeper.core.registry import Endpoint, Registry
 from gatekeeper.core.vqueue import VirtualQueues
 from gatekeeper.h225.ras import Address, Alias
@@ -110,7 +110,17 @@ class GatekeeperControl:
 
     def removed_endpoints(self) -> list[Endpoint]:
         """The registrations that ended, oldest first."""
-        return [endpoint for _, _, endpoint in self._registry.removed]
+        return [removed.endpoint for removed in self._registry.removed]
+
+    def removed_registrations(self) -> list[tuple[Endpoint, EndpointCalls]]:
+        """The registrations that ended, oldest first, each with its call
+        counters as they stood when it ended."""
+        return [(removed.endpoint, removed.calls) for removed in self._registry.removed]
+
+    def call_counts(self, endpoint: Endpoint) -> EndpointCalls:
+        """A registered endpoint's call counters (active, connected, total),
+        from the call table."""
+        return self._calls.counts(endpoint.endpoint_id)
 
     def unregister(self, endpoint: Endpoint, reason: str = "maintenance") -> None:
         self._terminator.unregister(endpoint, reason)

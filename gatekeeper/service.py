@@ -100,9 +100,10 @@ class GatekeeperService(service.MultiService):
         self.config = config if config is not None else Config()
         self.bus = EventBus(clock)
         registry_settings = self._registry_settings(self.config, settings)
+        self.calls = CallTable()          # it owns the endpoints' call counters too
         self.registry = Registry(registry_settings.id_suffix,
-                                 configured_prefixes=registry_settings.configured_prefixes)
-        self.calls = CallTable()
+                                 configured_prefixes=registry_settings.configured_prefixes,
+                                 calls=self.calls)
         self.virtual_queues = VirtualQueues(self.config.virtual_queues, self.bus, clock,
                                             self.registry)
         self.controller = RasController(settings, self.bus, clock, self.registry, self.calls)

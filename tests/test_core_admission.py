@@ -109,7 +109,7 @@ def test_arq_to_a_registered_alias_is_admitted_with_the_callee_address_and_count
                                                                                 "terminal")
     assert decision.call.caller_endpoint_id == alice.endpoint_id
     assert decision.call.callee_endpoint_id == bob.endpoint_id
-    assert (alice.active_calls, alice.total_calls, bob.active_calls) == (1, 1, 1)
+    assert core.calls.counts(alice.endpoint_id) == core.calls.counts(bob.endpoint_id) == (1, 0, 1)
     [confirmed] = core.of(ev.AdmissionConfirmed)
     assert confirmed.call_number == decision.call.number
     assert len(core.calls) == 1
@@ -153,7 +153,8 @@ def test_the_same_arq_again_confirms_the_same_call_without_a_second_one():
     alice, _ = core.register(1), core.register(2)
     first = core.admission.admit(arq(alice, dialled_digits("102")))
     again = core.admission.admit(arq(alice, dialled_digits("102")))
-    assert again.call is first.call and len(core.calls) == 1 and alice.total_calls == 1
+    assert again.call is first.call and len(core.calls) == 1
+    assert core.calls.counts(alice.endpoint_id).total == 1
 
 
 def test_answer_call_joins_the_call_and_in_direct_mode_connects_it():
@@ -164,7 +165,7 @@ def test_answer_call_joins_the_call_and_in_direct_mode_connects_it():
                                       call_reference=9))
     assert isinstance(answer, Admitted) and answer.call is call
     assert call.callee_crv == 9 and call.connected
-    assert (alice.connected_calls, bob.connected_calls, bob.total_calls) == (1, 1, 1)
+    assert core.calls.counts(alice.endpoint_id) == core.calls.counts(bob.endpoint_id) == (1, 1, 1)
 
 
 def test_rewrite_rules_apply_before_routing():
@@ -189,7 +190,7 @@ def test_a_setup_from_an_unregistered_caller_can_use_the_same_routing_and_confir
     assert decision.destination == bob.signal_address
     assert decision.call.caller_endpoint_id == ""
     assert decision.call.caller_signal_address == ("198.51.100.7", 1720)
-    assert bob.active_calls == 1
+    assert core.calls.counts(bob.endpoint_id).active == 1
 
 
 class AskingPolicy:
@@ -253,7 +254,8 @@ def test_drq_ends_the_call_gives_back_bandwidth_and_counts_down():
         alice.ras_address, alice.endpoint_id, CALL_ID, bytes(16), 7))
     assert decision == Disengaged(call)
     assert core.admission.bandwidth.used == 0 and len(core.calls) == 0
-    assert (alice.active_calls, bob.active_calls) == (0, 0)
+    assert core.calls.counts(alice.endpoint_id).active == 0
+    assert core.calls.counts(bob.endpoint_id).active == 0
     assert [r.call_number for r in core.of(ev.CallDetailRecord)] == [call.number]
     spoofed = core.admission.disengage(DisengageRequest(
         ("10.9.9.9", 1719), alice.endpoint_id, CALL_ID, bytes(16), 7))

@@ -681,8 +681,8 @@ def test_callees_answer_call_arq_joins_the_existing_call(gk):
     answer = gk.of(ev.AdmissionConfirmed)[-1]
     assert (answer.answer_call, answer.endpoint_id, answer.call_id, answer.call_number) == (
         True, bob.endpoint_id, call_id, call.number)
-    assert gk.registry.get(bob.endpoint_id).active_calls == 1
-    assert gk.registry.get(alice.endpoint_id).active_calls == 1
+    assert gk.calls.counts(bob.endpoint_id).active == 1
+    assert gk.calls.counts(alice.endpoint_id).active == 1
 
 
 def test_answer_call_arq_for_a_call_from_outside_admits_the_called_side_alone(gk):
@@ -738,7 +738,7 @@ def test_arq_with_another_endpoints_identifier_is_rejected_invalid_endpoint_iden
     pdu = gk.ask(mallory, mallory.arq(["bob"]))
     assert pdu.reason == "invalidEndpointIdentifier"
     assert len(gk.calls) == 0
-    assert gk.registry.get(alice.endpoint_id).total_calls == 0
+    assert gk.calls.counts(alice.endpoint_id).total == 0
     assert gk.of(ev.AdmissionRejected)[0].reason == "invalidEndpointIdentifier"
 
 
@@ -806,9 +806,8 @@ def test_drq_ends_the_call_with_exactly_one_cdr_whichever_side_sends_first(first
     assert len(gk.of(ev.DisengageConfirmed)) == 2
     assert gk.controller.bandwidth.used == 0
     for ep in (alice, bob):
-        record = gk.registry.get(ep.endpoint_id)
         # GnuGk's C(active/connected/total): connected and total count every call so far
-        assert (record.active_calls, record.connected_calls, record.total_calls) == (0, 1, 1)
+        assert gk.calls.counts(ep.endpoint_id) == (0, 1, 1)
 
 
 def test_drq_of_an_unanswered_call_gives_a_cdr_with_no_duration(gk):
@@ -1143,11 +1142,11 @@ def test_arq_repeated_after_the_window_does_not_admit_the_call_twice():
     assert ras.transport_from_asn(pdu.raw["destCallSignalAddress"]) == bob.signal_address
     assert len(gk.calls) == 1
     assert gk.controller.bandwidth.used == 1280
-    assert gk.registry.get(alice.endpoint_id).active_calls == 1
+    assert gk.calls.counts(alice.endpoint_id).active == 1
     gk.ask(alice, alice.drq(call_id))
     assert len(gk.calls) == 0
     assert gk.controller.bandwidth.used == 0
-    assert gk.registry.get(alice.endpoint_id).active_calls == 0
+    assert gk.calls.counts(alice.endpoint_id).active == 0
 
 
 # ---------------------------------------------------------------------------

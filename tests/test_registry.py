@@ -86,7 +86,7 @@ def test_removed_endpoint_disappears_from_every_index_and_is_remembered():
     assert registry.find_alias("1001") is None
     assert registry.find_signal(("10.0.0.1", 1720)) is None
     assert registry.longest_prefix("0912") is None
-    assert registry.removed[-1] == (NOW + 5, "unregistered", removed)
+    assert registry.removed[-1] == (NOW + 5, "unregistered", removed, (0, 0, 0))
 
 
 def test_removing_an_unknown_id_returns_none_and_remembers_nothing():
@@ -181,12 +181,18 @@ def test_longest_prefix_wins():
 
 
 def test_same_prefix_prefers_the_least_busy_gateway():
-    registry = Registry()
+    active: dict[str, int] = {}
+
+    class Calls:                 # the call table's part the registry uses
+        def active_count(self, endpoint_id):
+            return active.get(endpoint_id, 0)
+
+    registry = Registry(calls=Calls())
     busy = registry.add(endpoint(1, h323_id("gw1"), prefixes=("09",)))
     idle = registry.add(endpoint(2, h323_id("gw2"), prefixes=("09",)))
-    busy.active_calls = 3
+    active[busy.endpoint_id] = 3
     assert registry.longest_prefix("0911")[0] is idle
-    idle.active_calls = 5
+    active[idle.endpoint_id] = 5
     assert registry.longest_prefix("0911")[0] is busy
 
 

@@ -424,7 +424,7 @@ def test_connect_marks_call_connected(gk):
     assert gk.calls.total_connected == 1
     assert gk.of(ev.CallConnected) == [ev.CallConnected(routed.call.number, routed.call_id,
                                                         START + 5)]
-    assert gk.controller.registry.get(gk.phones[2].endpoint_id).connected_calls == 1
+    assert gk.controller.calls.counts(gk.phones[2].endpoint_id).connected == 1
     # A second Connect changes nothing more.
     routed.callee.send(connect_message(routed.call_id, routed.callee_crv))
     assert len(gk.of(ev.CallConnected)) == 1

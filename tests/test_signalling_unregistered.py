@@ -78,7 +78,7 @@ def test_unregistered_caller_is_routed_to_the_registered_alias(gk):
     assert call.caller_endpoint_id == "" and call.caller_signal_address == (STRANGER, 1720)
     assert call.callee_endpoint_id == gk.phones[2].endpoint_id
     assert call.caller_crv == CALLER_CRV and call.routed
-    assert gk.controller.registry.get(gk.phones[2].endpoint_id).active_calls == 1
+    assert gk.controller.calls.counts(gk.phones[2].endpoint_id).active == 1
     callee = gk.accept_callee(local_port=40777)
     forwarded = callee.one()
     assert forwarded.message_type == q931.SETUP
@@ -107,7 +107,7 @@ def test_unregistered_caller_is_routed_to_the_registered_alias(gk):
     assert record.release_reason == "16" and record.connect_time == START + 5
     assert record.caller_signal_address == (STRANGER, 1720) and record.caller_endpoint_id == ""
     assert len(gk.calls) == 0
-    assert gk.controller.registry.get(bob.endpoint_id).active_calls == 0
+    assert gk.controller.calls.counts(bob.endpoint_id).active == 0
 
 
 def test_admission_events_of_a_setup_are_not_status_lines(gk):
@@ -337,7 +337,7 @@ def test_caller_releasing_while_held_leaves_no_call(gk):
     assert gk.reactor.tcpClients == [] and len(gk.calls) == 0
     # Admitted after the caller left: the call ends at once, with the caller's cause.
     assert cdr_reasons(gk) == ["16"]
-    assert gk.controller.registry.get(gk.phones[2].endpoint_id).active_calls == 0
+    assert gk.controller.calls.counts(gk.phones[2].endpoint_id).active == 0
     assert gk.server.stats["held caller gone"] == 1
 
 

@@ -11,14 +11,14 @@ bandwidth, call model), :class:`AdmissionRefused` (its H.225.0 reason), or
 :class:`AdmissionHeld` while a routing policy asks someone else (a virtual
 queue's RouteRequest): its Deferred fires with the final decision.  The same
 object ends calls (DRQ, a party gone, the gatekeeper's own DisconnectCall),
-changes their bandwidth (BRQ), publishes the events and is the one place the
-per-endpoint call counters change.
+changes their bandwidth (BRQ) and publishes the events; the per-endpoint
+call counters follow from the call table it keeps (``CallTable.counts``).
 
 :class:`SetupAdmission` follows the calls the signalling relay carries: a
 Setup is matched to the call admitted by ARQ by its CallIdentifier and
 checked to come from the caller's host; the relay then tells it how the call
-goes on (alerting, connected, released), and the call table, the endpoints'
-counters and the event bus follow.
+goes on (alerting, connected, released), and the call table (with the
+endpoints' counters it derives) and the event bus follow.
 """
 
 from __future__ import annotations
@@ -308,8 +308,6 @@ class Admission:
             destination_info=destination_info,
             source_info=request.source_info or (caller.aliases if caller is not None else ()),
             bandwidth=request.bandwidth, admission_time=self.clock.seconds(), routed=routed))
-        self._count_admitted(caller)
-        self._count_admitted(route.endpoint)
         self.stats["ACF"] += 1
         self.bus.publish(ev.AdmissionConfirmed(
             caller_signal, caller.endpoint_id if caller is not None else "",
@@ -353,17 +351,12 @@ class Admission:
                 destination_info=request.destination_info, source_info=request.source_info,
                 bandwidth=request.bandwidth, admission_time=now,
                 callee_crv=request.call_reference, answered=True, routed=routed))
-            self._count_admitted(endpoint)
         elif call.callee_endpoint_id not in ("", endpoint.endpoint_id):
             return self._refuse(request, endpoint, "requestDenied")
         else:
-            if not call.callee_endpoint_id:
-                self._count_admitted(endpoint)
             self.calls.join(call, endpoint.endpoint_id, own, request.call_reference)
         # In direct mode the gatekeeper sees no Connect: the answer is the connect.
         if not routed:
-            if call.connect_time is None:
-                self._count_connected(call)
             self.calls.mark_connected(call, now)
         destination = self._destination(own)
         self.stats["ACF"] += 1
@@ -420,33 +413,12 @@ class Admission:
         if decision is not None:
             decision.callback(AdmissionRefused("undefinedReason"))
 
-    # -- the calls' counters (kept on the endpoints for the status port) ---
-
-    @staticmethod
-    def _count_admitted(endpoint: Endpoint | None) -> None:
-        if endpoint is not None:
-            endpoint.active_calls += 1
-            endpoint.total_calls += 1
-
-    def _count_connected(self, call: Call) -> None:
-        for endpoint_id in call.endpoint_ids():
-            endpoint = self.registry.get(endpoint_id)
-            if endpoint is not None:
-                endpoint.connected_calls += 1
-
-    def _count_ended(self, call: Call) -> None:
-        for endpoint_id in call.endpoint_ids():
-            endpoint = self.registry.get(endpoint_id)
-            if endpoint is not None:
-                endpoint.active_calls = max(0, endpoint.active_calls - 1)
-
     # -- calls ending and changing -------------------------------------------
 
     def end_call(self, call: Call, reason: str) -> ev.CallDetailRecord:
         """Remove a call, give back its bandwidth and publish its CDR."""
         record = self.calls.end(call, self.clock.seconds(), self.settings.gatekeeper_id, reason)
         self.bandwidth.give_back(call.bandwidth)
-        self._count_ended(call)
         self.bus.publish(record)
         return record
 
@@ -693,7 +665,6 @@ class SetupAdmission:
         if call.connect_time is not None or not self.is_live(call):
             return
         self.calls.mark_connected(call, self._now())
-        self.admission._count_connected(call)
         self.bus.publish(self.calls.connected_event(call))
 
     def released(self, call: Call, cause: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from gatekeeper.events import CallAlerting, CallConnected, CallDetailRecord, CallSnapshot
 from gatekeeper.h225.ras import Address, Alias
@@ -46,13 +46,35 @@ class Call:
         return None
 
 
+class EndpointCalls(NamedTuple):
+    """An endpoint's call counters, as ``PrintAllRegistrationsVerbose``
+    shows them: ``C(active/connected/total)``."""
+
+    active: int                 # its calls in progress
+    connected: int              # its calls that were answered, ever
+    total: int                  # its calls admitted, ever
+
+
+NO_CALLS = EndpointCalls(0, 0, 0)
+
+
 class CallTable:
-    """The calls in progress, indexed by number, call identifier and endpoint."""
+    """The calls in progress, indexed by number, call identifier and endpoint.
+
+    It is the one owner of the per-endpoint call counters: an endpoint's
+    active calls are its calls in the table; its connected and total calls
+    are counted here when a call that has it as a party connects, and when
+    it becomes a party (admitted, or joined by its answering ARQ).  The
+    cumulative counts live as long as the registration:
+    :meth:`forget_endpoint` drops them when it ends.
+    """
 
     def __init__(self) -> None:
         self._by_number: dict[int, Call] = {}
         self._by_call_id: dict[bytes, Call] = {}
         self._by_endpoint: dict[str, set[int]] = {}
+        #: endpoint id -> [total, connected] (cumulative, per registration)
+        self._tallies: dict[str, list[int]] = {}
         self._next_number = 0
         self.total = 0
         self.total_connected = 0
@@ -88,15 +110,53 @@ class CallTable:
     def of_endpoint(self, endpoint_id: str) -> list[Call]:
         return [self._by_number[n] for n in sorted(self._by_endpoint.get(endpoint_id, ()))]
 
+    def active_count(self, endpoint_id: str) -> int:
+        """How many calls in progress have this endpoint as a party."""
+        numbers = self._by_endpoint.get(endpoint_id)
+        return len(numbers) if numbers is not None else 0
+
+    def counts(self, endpoint_id: str) -> EndpointCalls:
+        """The endpoint's counters: active, connected (ever), total (ever)."""
+        tally = self._tallies.get(endpoint_id)
+        if tally is None:
+            return EndpointCalls(self.active_count(endpoint_id), 0, 0)
+        return EndpointCalls(self.active_count(endpoint_id), tally[1], tally[0])
+
+    def forget_endpoint(self, endpoint_id: str) -> EndpointCalls:
+        """The registration ended: its counters as they stand, and its
+        cumulative counts dropped (its calls still in progress stay in the
+        table until they end, and count for it no more)."""
+        counts = self.counts(endpoint_id)
+        self._tallies.pop(endpoint_id, None)
+        return counts
+
+    def _party(self, endpoint_id: str, number: int) -> None:
+        """``endpoint_id`` becomes a party of call ``number``."""
+        numbers = self._by_endpoint.get(endpoint_id)
+        if numbers is None:
+            self._by_endpoint[endpoint_id] = {number}
+        elif number in numbers:
+            return
+        else:
+            numbers.add(number)
+        tally = self._tallies.get(endpoint_id)
+        if tally is None:
+            self._tallies[endpoint_id] = [1, 0]
+        else:
+            tally[0] += 1
+
     def active_bandwidth(self) -> int:
         return sum(call.bandwidth for call in self._by_number.values())
 
     def add(self, call: Call) -> Call:
         """Keep a new call (its admission time counts for the peak)."""
-        self._by_number[call.number] = call
+        number = call.number
+        self._by_number[number] = call
         self._by_call_id[call.call_id] = call
-        for endpoint_id in call.endpoint_ids():
-            self._by_endpoint.setdefault(endpoint_id, set()).add(call.number)
+        if call.caller_endpoint_id:
+            self._party(call.caller_endpoint_id, number)
+        if call.callee_endpoint_id:
+            self._party(call.callee_endpoint_id, number)
         self.total += 1
         if call.routed:
             self.total_routed += 1
@@ -116,10 +176,11 @@ class CallTable:
         if signal_address is not None:
             call.callee_signal_address = signal_address
         call.answered = True
-        self._by_endpoint.setdefault(endpoint_id, set()).add(call.number)
+        self._party(endpoint_id, call.number)
 
     def reset_counters(self) -> None:
-        """``ResetCallCounters``: totals to zero, the peak to the calls up now."""
+        """``ResetCallCounters``: totals to zero, the peak to the calls up now
+        (the endpoints' own counters are not reset, as in GnuGk)."""
         self.total = 0
         self.total_connected = 0
         self.peak, self.peak_time = len(self._by_number), None
@@ -128,6 +189,11 @@ class CallTable:
         if call.connect_time is None:
             call.connect_time = now
             self.total_connected += 1
+            caller, callee = call.caller_endpoint_id, call.callee_endpoint_id
+            for endpoint_id in (caller, callee) if callee != caller else (caller,):
+                tally = self._tallies.get(endpoint_id) if endpoint_id else None
+                if tally is not None:     # None: no such party, or its registration ended
+                    tally[1] += 1
 
     def alerting_event(self, call: Call, now: float | None = None) -> CallAlerting:
         """The event published when a routed call's callee rings; given

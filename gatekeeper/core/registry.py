@@ -13,8 +13,9 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, NamedTuple, Protocol
 
+from gatekeeper.core.calls import NO_CALLS, EndpointCalls
 from gatekeeper.h225.ras import Address, Alias, Vendor
 
 
@@ -34,9 +35,6 @@ class Endpoint:
     time_to_live: int | None = None       # granted, seconds; None: never expires
     permanent: bool = False
     source_address: Address | None = None  # where its RAS messages come from
-    active_calls: int = 0                 # calls in progress
-    connected_calls: int = 0              # calls that were answered, ever
-    total_calls: int = 0                  # calls admitted, ever
     irq_polls: int = 0                    # IRQs sent since it went quiet
     almost_out_of_resources: bool = False
     expiry: int | None = field(default=None, repr=False)  # bucket second, registry-owned
@@ -63,6 +61,23 @@ class RegistrySettings:
     configured_prefixes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+class EndpointCallCounts(Protocol):
+    """What the registry needs of the call table (which owns the counters)."""
+
+    def active_count(self, endpoint_id: str) -> int: ...
+
+    def forget_endpoint(self, endpoint_id: str) -> EndpointCalls: ...
+
+
+class Removed(NamedTuple):
+    """A registration that ended, as ``debug printrm`` lists it."""
+
+    time: float
+    reason: str
+    endpoint: Endpoint
+    calls: EndpointCalls = NO_CALLS       # its call counters when it ended
+
+
 def alias_key(alias: Alias) -> str:
     """Aliases match by their text, whatever their type, as in GnuGk."""
     return alias.value
@@ -72,9 +87,13 @@ class Registry:
     """All registered endpoints and their indexes."""
 
     def __init__(self, id_suffix: str = "_endp", removed_kept: int = 1000,
-                 configured_prefixes: dict[str, tuple[str, ...]] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 configured_prefixes: Mapping[str, tuple[str, ...]] | None = None,
+                 rng: random.Random | None = None,
+                 calls: EndpointCallCounts | None = None) -> None:
         self.id_suffix = id_suffix
+        #: The call table: how busy a gateway is (the least busy of those
+        #: with the same prefix wins), and the counters a removal keeps.
+        self._calls = calls
         self._next_id = (rng or random.Random()).randrange(100_000, 900_000_000)
         self._by_id: dict[str, Endpoint] = {}
         self._by_alias: dict[str, Endpoint] = {}
@@ -83,7 +102,7 @@ class Registry:
         self._buckets: dict[int, set[str]] = {}
         self._longest_prefix = 0
         self.configured_prefixes = dict(configured_prefixes or {})
-        self.removed: deque[tuple[float, str, Endpoint]] = deque(maxlen=removed_kept)
+        self.removed: deque[Removed] = deque(maxlen=removed_kept)
 
     # -- reading ---------------------------------------------------------
 
@@ -127,7 +146,11 @@ class Registry:
         for length in range(min(len(digits), self._longest_prefix), 0, -1):
             candidates = self._by_prefix.get(digits[:length])
             if candidates:
-                best = min(candidates, key=lambda ep: ep.active_calls)
+                calls = self._calls
+                if calls is None or len(candidates) == 1:
+                    best = candidates[0]
+                else:
+                    best = min(candidates, key=lambda ep: calls.active_count(ep.endpoint_id))
                 return best, digits[:length]
         return None
 
@@ -190,7 +213,8 @@ class Registry:
             return None
         self._unindex(endpoint)
         self._unschedule(endpoint)
-        self.removed.append((now, reason, endpoint))
+        counts = self._calls.forget_endpoint(endpoint_id) if self._calls is not None else NO_CALLS
+        self.removed.append(Removed(now, reason, endpoint, counts))
         return endpoint
 
     def due(self, now: float) -> list[Endpoint]:

@@ -168,8 +168,9 @@ class RasController:
                  policy: RasPolicy | None = None) -> None:
         self.bus = bus
         self.clock = clock
-        self.registry = registry if registry is not None else Registry(settings.endpoint_id_suffix)
         self.calls = calls if calls is not None else CallTable()
+        self.registry = registry if registry is not None else Registry(
+            settings.endpoint_id_suffix, calls=self.calls)
         self.local_ras_address = local_ras_address or (lambda source: ("127.0.0.1", 1719))
         self.stats: Counter[str] = Counter()
         self._trouble = RateLimitedLog(self.log, clock)

@@ -156,9 +156,11 @@ def rcf_line(endpoint) -> str:
             f"{endpoint.endpoint_id}")
 
 
-def verbose_lines(endpoint) -> list[str]:
-    lines = [f"{rfc822(endpoint.registration_time)} C({endpoint.active_calls}/"
-             f"{endpoint.connected_calls}/{endpoint.total_calls}) <1>"]
+def verbose_lines(endpoint, calls) -> list[str]:
+    """The lines ``PrintAllRegistrationsVerbose`` adds under an RCF line;
+    ``calls``: the endpoint's counters (``control.call_counts``)."""
+    lines = [f"{rfc822(endpoint.registration_time)} C({calls.active}/"
+             f"{calls.connected}/{calls.total}) <1>"]
     if endpoint.endpoint_type == "gateway" and endpoint.prefixes:
         lines.append("Prefixes: " + ",".join(endpoint.prefixes))
     return lines
@@ -244,7 +246,7 @@ def _registrations(factory, session, verbose: bool) -> None:
         for endpoint in endpoints:
             yield rcf_line(endpoint)
             if verbose:
-                yield from verbose_lines(endpoint)
+                yield from verbose_lines(endpoint, factory.control.call_counts(endpoint))
         yield f"Number of Endpoints: {len(endpoints)}"
         yield ";"
 
@@ -321,7 +323,7 @@ def _find(factory, session, args, verbose: bool) -> None:
         return
     lines = [rcf_line(endpoint)]
     if verbose:
-        lines.extend(verbose_lines(endpoint))
+        lines.extend(verbose_lines(endpoint, factory.control.call_counts(endpoint)))
     lines.append(";")
     session.send_lines(lines)
 
@@ -922,11 +924,11 @@ def _debug_remove(factory, session, args):
 def _debug_printrm(factory, session, args):
     verbose = bool(args)
     lines = ["AllRemoved"]
-    removed = factory.control.removed_endpoints()
-    for endpoint in removed:
+    removed = factory.control.removed_registrations()
+    for endpoint, calls in removed:
         lines.append(rcf_line(endpoint))
         if verbose:
-            lines.extend(verbose_lines(endpoint))
+            lines.extend(verbose_lines(endpoint, calls))
     lines += [f"Number of Endpoints: {len(removed)}", ";"]
     session.send_lines(lines)
 
@@ -1064,7 +1066,8 @@ def print_endpoint_qos(factory, session, args):
     lines = ["EndpointQoS"]
     for endpoint in endpoints:
         last = time.strftime("%Y-%m-%d T %H:%M:%S Z", time.gmtime(endpoint.last_seen))
-        lines.append(f"QoS|{format_aliases(endpoint.aliases)}|{last}|{endpoint.active_calls}|"
+        active = factory.control.call_counts(endpoint).active
+        lines.append(f"QoS|{format_aliases(endpoint.aliases)}|{last}|{active}|"
                      "0.00%|0|0.00%|0")
     lines += [f"Number of Endpoints: {len(endpoints)}", ";"]
     session.send_lines(lines)
