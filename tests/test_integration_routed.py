@@ -519,3 +519,89 @@ def test_held_unregistered_setup_gets_the_gatekeepers_call_proceeding(tmp_path):
     finally:
         lab.events.close()
         lab.stop()
+
+
+def route_requests(lab: Lab, count: int, timeout: float = 10.0) -> list[list[str]]:
+    """The first ``count`` RouteRequest lines, split at ``|`` (the reactor runs meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while len(lab.events.matching("RouteRequest|")) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"fewer than {count} RouteRequests: {lab.events.seen[-10:]}")
+        lab.driver.sleep(0.02)
+        try:
+            lab.events.wait_for_lines("RouteRequest|", count, timeout=0.05)
+        except AssertionError:
+            pass
+    return [line.rstrip(";").split("|") for line in lab.events.matching("RouteRequest|")]
+
+
+def test_two_unregistered_callers_with_one_crv_are_routed_apart_by_call_id(qlab):
+    """Two callers, both CRV 5, wait in queue 800: RouteToAlias with the
+    second's call id routes that one (to carol); without one, the one left
+    (to bob). Each callee gets the Setup of its own call."""
+    lab = qlab
+    bob = lab.endpoint("bob", "2002", CalleeScript(delays=0.05))
+    carol = lab.endpoint("carol", "3003", CalleeScript(delays=0.05))
+    _, first_id, first = unregistered_call(lab, "800", crv=5)
+    _, second_id, second = unregistered_call(lab, "800", crv=5)
+    requests = route_requests(lab, 2)
+    assert [r[2:5] for r in requests] == [["unregistered", "5", "800"]] * 2
+    by_call = {r[6]: r for r in requests}
+    second_text = "-".join(f"{b:02x}" for b in second_id)
+    assert set(by_call) == {second_text, "-".join(f"{b:02x}" for b in first_id)}
+    lab.status.sock.sendall(f"RouteToAlias 3003 unregistered 5 {second_text}\r\n".encode())
+    lab.run(second.wait_for(q931.CONNECT))
+    assert first.received == []                          # the other one still waits
+    lab.status.sock.sendall(b"RouteToAlias 2002 unregistered 5\r\n")
+    lab.run(first.wait_for(q931.CONNECT))
+    assert [leg.call_id for leg in carol.callee.legs] == [second_id]
+    assert [leg.call_id for leg in bob.callee.legs] == [first_id]
+    assert first.problems() == [] and second.problems() == []
+    assert lab.status.command("c")[-1].startswith("Number of Calls: 2 Active: 2 ")
+    first.release()
+    second.release()
+    cdrs = lab.wait_cdrs(2)
+    callees = {line.split("|")[1]: line.split("|")[5] for line in cdrs}
+    assert callees == {" ".join(f"{b:02x}" for b in first_id): bob.endpoint_id,
+                       " ".join(f"{b:02x}" for b in second_id): carol.endpoint_id}
+
+
+def test_what_a_held_caller_sends_follows_the_forwarded_setup(qlab):
+    lab = qlab
+    bob = lab.endpoint("bob", "2002", CalleeScript(delays=0.05))
+    next_leg = bob.callee.next_leg()
+    _, call_id, leg = unregistered_call(lab, "800", crv=7)
+    route_request(lab)
+    leg.information()
+    leg.information()
+    lab.driver.sleep(0.1)
+    assert bob.callee.legs == []
+    lab.status.sock.sendall(b"RouteToAlias 2002 unregistered 7\r\n")
+    callee = lab.run(next_leg)
+    lab.run(leg.wait_for(q931.CONNECT))
+    assert callee.types()[:3] == [q931.SETUP, q931.INFORMATION, q931.INFORMATION]
+    assert callee.problems(call_id=call_id) == []        # one CRV, the callee leg's own
+    leg.release()
+    lab.run(callee.wait_for(q931.RELEASE_COMPLETE))
+
+
+def test_caller_that_left_while_held_gets_no_callee_leg(qlab):
+    """The caller hangs up while its Setup waits in the queue; a
+    RouteToAlias after that opens no leg to the callee: the call admitted
+    then ends at once with the caller's cause (16), unconnected."""
+    lab = qlab
+    bob = lab.endpoint("bob", "2002", CalleeScript(delays=0.05))
+    _, call_id, leg = unregistered_call(lab, "800", crv=6)
+    route_request(lab)
+    leg.release(q931.CAUSE_NORMAL_CALL_CLEARING)
+    lab.run(leg.lost)
+    lab.driver.sleep(0.2)
+    lab.status.sock.sendall(b"RouteToAlias 2002 unregistered 6\r\n")
+    [cdr] = lab.wait_cdrs(1)
+    fields = cdr.split("|")
+    assert fields[1] == " ".join(f"{b:02x}" for b in call_id)
+    assert fields[2] == "" and fields[3] == "" and fields[8] == str(q931.CAUSE_NORMAL_CALL_CLEARING)
+    lab.driver.sleep(0.2)
+    assert bob.callee.legs == []
+    assert lab.status.command("c")[-1].startswith("Number of Calls: 0 ")
+    assert "Traceback" not in lab.gatekeeper.log()
