@@ -605,3 +605,42 @@ def test_caller_that_left_while_held_gets_no_callee_leg(qlab):
     assert bob.callee.legs == []
     assert lab.status.command("c")[-1].startswith("Number of Calls: 0 ")
     assert "Traceback" not in lab.gatekeeper.log()
+
+
+def test_reload_turns_accept_unregistered_calls_on_and_off(tmp_path):
+    """``Reload`` on the status port reads [RoutedMode] AcceptUnregisteredCalls
+    again: a Setup with no ARQ is refused (callerNotRegistered), admitted
+    after the key is set, refused again once it is cleared."""
+    lab = Lab(tmp_path).start()
+    config = tmp_path / "gatekeeper.ini"
+    original = config.read_text()
+
+    def reload(text: str) -> None:
+        config.write_text(text)
+        lab.status.sock.sendall(b"Reload\r\n")
+        lab.status.read_until(lambda line: line.startswith(("Full Config reloaded", "Reload failed")))
+        assert lab.status.seen[-1] == "Full Config reloaded.", lab.status.seen[-5:]
+
+    def refused(crv: int) -> None:
+        _, call_id, leg = unregistered_call(lab, "2002", crv=crv)
+        release = lab.run(leg.wait_for(q931.RELEASE_COMPLETE))
+        assert release.crv == crv and release.call_id == call_id
+        assert release.message.body["reason"] == ("callerNotRegistered", None)
+        assert release.cause == q931.CAUSE_NORMAL_UNSPECIFIED
+        lab.run(leg.lost)
+
+    try:
+        bob = lab.endpoint("bob", "2002", CalleeScript(delays=0.02))
+        refused(41)
+        reload(original.replace("GKRouted=1\n", "GKRouted=1\nAcceptUnregisteredCalls=1\n"))
+        _, call_id, leg = unregistered_call(lab, "2002", crv=42)
+        lab.run(leg.wait_for(q931.CONNECT))
+        assert [callee.call_id for callee in bob.callee.legs] == [call_id]
+        leg.release()
+        assert len(lab.wait_cdrs(1)) == 1
+        reload(original)
+        refused(43)
+        assert len(bob.callee.legs) == 1 and len(lab.cdr_lines()) == 1
+        assert "Traceback" not in lab.gatekeeper.log()
+    finally:
+        lab.stop()
