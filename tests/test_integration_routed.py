@@ -644,3 +644,49 @@ def test_reload_turns_accept_unregistered_calls_on_and_off(tmp_path):
         assert "Traceback" not in lab.gatekeeper.log()
     finally:
         lab.stop()
+
+
+@pytest.mark.parametrize("on_setup", [None, "internal"], ids=["default-chain", "onsetup-internal"])
+def test_unregistered_setup_naming_an_unregistered_callee_address(tmp_path, on_setup):
+    """A Setup with no ARQ whose destCallSignalAddress is an endpoint's that
+    is not registered either (carol, 5555): GnuGk's default chain (explicit
+    first) sends the call there; with [RoutingPolicy::OnSetup]
+    default=internal only registered destinations are reached, so it is
+    refused with calledPartyNotRegistered, cause 20."""
+    lab = Lab(tmp_path)
+    config = tmp_path / "gatekeeper.ini"
+    text = config.read_text().replace("GKRouted=1\n", "GKRouted=1\nAcceptUnregisteredCalls=1\n")
+    if on_setup:
+        text += f"[RoutingPolicy::OnSetup]\ndefault={on_setup}\n"
+    config.write_text(text)
+    lab.start()
+    try:
+        carol = FakeEndpoint(["5555"], ("127.0.0.1", 0))
+        carol.listen_signalling(lab.reactor, CalleeScript(delays=0.02))
+        caller = FakeEndpoint(["1001"], ("127.0.0.1", 0))
+        call_id = ras.new_guid()
+        caller.calls[call_id] = FakeCall(call_id, call_id, 9, signal_address=lab.gk_signal)
+        setup = setup_message(9, call_id, call_id, (ras.parse_alias("5555"),), caller.aliases,
+                              None, carol.signal_address)
+        leg = caller.place_call(lab.reactor, call_id, setup=setup)
+        if on_setup:
+            release = lab.run(leg.wait_for(q931.RELEASE_COMPLETE))
+            assert release.cause == q931.CAUSE_SUBSCRIBER_ABSENT
+            assert release.message.body["reason"] == ("calledPartyNotRegistered", None)
+            lab.run(leg.lost)
+            assert carol.callee.legs == [] and lab.cdr_lines() == []
+            return
+        lab.run(leg.wait_for(q931.CONNECT))
+        [callee] = carol.callee.legs
+        assert callee.setup.message.address("destCallSignalAddress") == carol.signal_address
+        local = leg.transport.getHost()
+        assert callee.peer != (local.host, local.port)          # from the gatekeeper's leg
+        listing = lab.status.command("c")
+        assert listing[-1].startswith("Number of Calls: 1 Active: 1 "), listing
+        leg.release()
+        lab.run(callee.wait_for(q931.RELEASE_COMPLETE))
+        [cdr] = lab.wait_cdrs(1)
+        assert cdr.split("|")[1] == " ".join(f"{b:02x}" for b in call_id)
+        assert cdr.split("|")[2] != ""                          # connected
+    finally:
+        lab.stop()
