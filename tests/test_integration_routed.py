@@ -690,3 +690,35 @@ def test_unregistered_setup_naming_an_unregistered_callee_address(tmp_path, on_s
         assert cdr.split("|")[2] != ""                          # connected
     finally:
         lab.stop()
+
+
+def test_accounting_of_a_call_admitted_on_its_setup(tmp_path):
+    """[StatusAcct] start, connect and stop run for a call with no ARQ (the
+    accounting start is not skipped for want of an ACF): each names the
+    caller's connection and the callee; the file CDR has no caller endpoint
+    id and the caller's dialled-digits alias as Calling-Station-Id."""
+    lab = Lab(tmp_path)
+    (tmp_path / "gatekeeper.ini").write_text(
+        "[RoutedMode]\nGKRouted=1\nAcceptUnregisteredCalls=1\n"
+        "[Gatekeeper::Acct]\nStatusAcct=required;start,connect,stop\nFileAcct=required;stop\n"
+        "[FileAcct]\nCDRString=%n|%{caller-epid}|%{caller-ip}:%{caller-port}|"
+        "%{Calling-Station-Id}|%{src-info}|%{callee-epid}\n")
+    lab.start()
+    lab.events = StatusSession(lab.status_port, trace=1)
+    try:
+        bob = lab.endpoint("bob", "2002", CalleeScript(delays=0.02))
+        _, call_id, leg = unregistered_call(lab, "2002", crv=3)
+        host = leg.transport.getHost()
+        caller = f"{host.host}:{host.port}"
+        lab.run(leg.wait_for(q931.CONNECT))
+        leg.release()
+        assert lab.wait_cdrs(1) == [
+            f"1||{caller}|1001|1001:dialedDigits=stranger:h323_ID|{bob.endpoint_id}"]
+        dashed = "-".join(f"{b:02x}" for b in call_id)
+        callee = f"127.0.0.1:{bob.signal_address[1]}"
+        lines = lab.events.wait_for_lines("CALL|", 3)
+        assert lines == [f"CALL|{event}|{caller}|{callee}|{dashed}"
+                         for event in ("Start", "Connect", "Stop")], lines
+    finally:
+        lab.events.close()
+        lab.stop()
