@@ -1351,3 +1351,59 @@ def iack(seq: int) -> tuple:
 def unknown_message_response(seq: int, message: bytes = b"") -> tuple:
     """UnknownMessageResponse; ``message`` is the datagram not understood."""
     return Umr(seq, message).to_asn()
+
+
+# ---------------------------------------------------------------------------
+# Neighbour gatekeepers: the LRQ we send, the LCF we get back
+# ---------------------------------------------------------------------------
+
+
+class NeighborLrq(NamedTuple):
+    """An LRQ to a neighbour gatekeeper (:mod:`gatekeeper.core.neighbors`):
+    :class:`Lrq` with ``canMapAlias`` settable (GnuGk sets it for a Cisco
+    neighbour and for LRQs made from a Setup)."""
+
+    seq: int
+    destination_info: Sequence[Alias]
+    reply_address: Address
+    gatekeeper_id: str | None = None
+    source_info: Sequence[Alias] | None = None
+    hop_count: int | None = None
+    can_map_alias: bool = False
+    call_id: bytes | None = None
+    kind = "locationRequest"
+
+    def to_asn(self) -> tuple:
+        kind, fields = Lrq(self.seq, self.destination_info, self.reply_address,
+                           self.gatekeeper_id, self.source_info, None, self.hop_count,
+                           self.call_id).to_asn()
+        fields["canMapAlias"] = bool(self.can_map_alias)
+        return (kind, fields)
+
+
+NeighborLrq.with_seq = _with_seq
+
+
+@dataclass(frozen=True, slots=True)
+class LocationConfirm:
+    """What an LCF says: where the located endpoint takes calls, its RAS
+    address, and the aliases it is known by (when the neighbour mapped them)."""
+
+    seq: int
+    call_signal_address: Address | None
+    ras_address: Address | None
+    destination_info: tuple[Alias, ...]
+
+
+def read_location_confirm(pdu: RasPdu) -> LocationConfirm:
+    """The fields of a received locationConfirm (a :class:`Response` from
+    :func:`read`); DecodeError for anything else or an unusable value."""
+    if pdu.kind != "locationConfirm" or not isinstance(pdu.raw, dict):
+        raise DecodeError(f"not a locationConfirm: {pdu.kind}", pdu.kind)
+    value = pdu.raw
+    try:
+        return LocationConfirm(pdu.seq, transport_from_asn(value.get("callSignalAddress")),
+                               transport_from_asn(value.get("rasAddress")),
+                               aliases_from_asn(value.get("destinationInfo")))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+        raise DecodeError(f"unusable field ({error})", pdu.kind) from None
