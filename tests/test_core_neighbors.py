@@ -35,6 +35,13 @@ from gatekeeper.errors import DecodeError
 from gatekeeper.h225 import ras
 from gatekeeper.h225.ras import Alias, dialled_digits, h323_id
 from gatekeeper.interfaces import IRoutingPolicy
+from oracles import (
+    assert_no_malformed,
+    requires_tshark,
+    run_tshark,
+    tshark_fields,
+    write_udp_pcap,
+)
 
 
 def parse(text: str) -> tuple[NeighborSettings, list[str]]:
@@ -795,3 +802,33 @@ def test_recent_lrqs_stay_bounded():
     for seq in range(1, 30):
         assert recent.first_time(received_lrq(seq=seq))
     assert len(recent._seen) <= 8
+
+
+# -- tshark reads the LRQs the policy makes ---------------------------------------------------
+
+@requires_tshark
+def test_tshark_decodes_every_neighbour_type_lrq_without_malformed(tmp_path):
+    setup = RoutingRequest((D("2001"), h323_id("bob")), None, (h323_id("caller"),), None,
+                           message_type="Setup", call_reference=77)
+    queries = [build_query(selection_for(type_, hop=hop), request, "OurGK")
+               for type_ in ("GnuGk", "Generic", "CiscoGk", "ClarentGk", "GlonetGk")
+               for hop, request in ((0, ARQ), (5, setup))]
+    queries.append(forwarded_query(received_lrq(), nb.Forward(neighbor("X", "20"), 3,
+                                                              (D("2001"),)), "OurGK", False))
+    datagrams = [ras.encode(lrq_message(q, seq, ("192.0.2.1", 1719)))
+                 for seq, q in enumerate(queries, 1)]
+    pcap = write_udp_pcap(tmp_path / "lrq.pcap", datagrams)
+    assert_no_malformed(run_tshark(pcap))
+    rows = tshark_fields(pcap, ["h225.requestSeqNum", "h225.hopCount", "h225.canMapAlias",
+                                "h225.gatekeeperIdentifier", "h225.dialledDigits"])
+    assert len(rows) == len(queries)
+    for row, (seq, query) in zip(rows, enumerate(queries, 1)):
+        expected_seq = query.seq if query.seq is not None else seq
+        assert row["h225.requestSeqNum"] == [str(expected_seq)]
+        assert row["h225.hopCount"] == ([str(query.hop_count)] if query.hop_count else [])
+        assert row["h225.gatekeeperIdentifier"] == (
+            [query.gatekeeper_id] if query.gatekeeper_id else [])
+        assert "2001" in row["h225.dialledDigits"]
+        assert len(row["h225.canMapAlias"]) == 1
+        assert row["h225.canMapAlias"][0].lower() in (("1", "true") if query.can_map_alias
+                                                      else ("0", "false"))

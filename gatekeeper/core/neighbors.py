@@ -41,7 +41,8 @@ Choices made where GnuGk's documentation is silent (NOT CONFIRMED points):
   own.
 - A RequestInProgress from a neighbour stops re-sends to it and extends the
   wait to at least its delay, but never by more than ``RIP_LIMIT`` seconds
-  past the normal end (a neighbour cannot hold a call for ever).  GnuGk's
+  past the normal end (a neighbour cannot hold a call for ever); the fan-out
+  has one timer, so the next re-send to the others waits as well.  GnuGk's
   ``id:N`` RIP data (N more expected answers) is not read.
 - Ranking: for each destination alias in turn, a ``SendAliases`` entry equal
   to it ranks highest (``ALIAS_RANK``), then an alias-type entry
