@@ -92,7 +92,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -329,7 +329,7 @@ def parse_prefixes(path: str, section: str, key: str, value: str) -> PrefixList:
     return PrefixList(tuple(entries))
 
 
-def _bad(path: str, section: str, key: str, value: str, problem: str):
+def _bad(path: str, section: str, key: str, value: str, problem: str) -> NoReturn:
     raise ConfigError(path, section, key, value, problem)
 
 
