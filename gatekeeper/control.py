@@ -22,6 +22,7 @@ from gatekeeper.h225.ras import Address, Alias
 
 if TYPE_CHECKING:      # pragma: no cover - types only
     from gatekeeper.configfile import IniFile
+    from gatekeeper.signalling.makecall import MakeCalls
     from gatekeeper.signalling.relay import SignallingServer
 
 
@@ -60,7 +61,8 @@ class GatekeeperControl:
                  config_ini: Callable[[], IniFile],
                  edit_config: Callable[[IniFile], tuple[bool, str]],
                  reload: Callable[[str], object], shutdown: Callable[[], bool],
-                 gatekeeper_name: Callable[[], str], start_time: Callable[[], float]) -> None:
+                 gatekeeper_name: Callable[[], str], start_time: Callable[[], float],
+                 make_calls: Callable[[], MakeCalls | None] = lambda: None) -> None:
         self._registry = registry
         self._calls = calls
         self._terminator = terminator
@@ -72,6 +74,7 @@ class GatekeeperControl:
         self._shutdown = shutdown
         self._name = gatekeeper_name
         self._start_time = start_time
+        self._make_calls = make_calls
 
     # -- registrations ---------------------------------------------------
 
@@ -174,6 +177,14 @@ class GatekeeperControl:
             return ("Error: SendProceeding needs gatekeeper-routed call signalling "
                     "(--routed or [RoutedMode] GKRouted=1)")
         return server.send_proceeding(call)
+
+    def make_call(self, source: Alias, destination: Alias | Address,
+                  method: str | None = None) -> str:
+        """MakeCall: the line that says what was started, or why not."""
+        engine = self._make_calls()
+        if engine is None:
+            return "Error: MakeCall is not available in this gatekeeper"
+        return engine.make_call(source, destination, method)
 
     # -- virtual queues --------------------------------------------------
 

@@ -28,6 +28,7 @@ from gatekeeper.ras.controller import RasConfig, RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
 from gatekeeper.status.protocol import StatusFactory, StatusSettings
 from gatekeeper.core.admission import SetupAdmission
+from gatekeeper.signalling.makecall import MakeCalls
 from gatekeeper.signalling.relay import SignallingServer, setup_settings, signalling_settings
 
 
@@ -148,6 +149,14 @@ class GatekeeperService(service.MultiService):
                                                         interface=listen.interface)
             self.signalling_server.setName("signalling")
             self.signalling_server.setServiceParent(self)
+        # MakeCall's pseudo endpoint (direct and routed mode).
+        self.make_calls = MakeCalls(
+            self.signalling.admission if self.signalling is not None
+            else SetupAdmission(self.controller.admission),
+            self.clock, connector if connector is not None else clock, self.config.make_call,
+            bind_address=listen.interface or None,
+            signal_address=lambda: self.settings.signal_address)
+        self.bus.subscribe(self.make_calls)
 
     def _signalling(self, connector: IReactorTCP) -> SignallingServer:
         """Routed mode: Setups matched to their calls, a relay per call."""
@@ -168,7 +177,8 @@ class GatekeeperService(service.MultiService):
             config_ini=lambda: self.config.ini, edit_config=lambda ini: self.edit_config(ini),
             reload=lambda source: self.reload(source), shutdown=lambda: self.shutdown(),
             gatekeeper_name=lambda: self.settings.gatekeeper_id,
-            start_time=lambda: self.start_time)
+            start_time=lambda: self.start_time,
+            make_calls=lambda: getattr(self, "make_calls", None))
 
     def _accounting(self, config: Config) -> Accounting:
         return Accounting(config.acct, self.clock,
@@ -293,6 +303,8 @@ class GatekeeperService(service.MultiService):
         if getattr(self, "signalling", None) is not None:
             self.signalling.reconfigure(signalling_settings(config.routed_mode))
             self.signalling.admission.reconfigure(setup_settings(config.routed_mode))
+        if getattr(self, "make_calls", None) is not None:
+            self.make_calls.reconfigure(config.make_call)
         self._apply_manhole(config)
 
     def add_permanent_endpoints(self) -> None:
@@ -395,6 +407,7 @@ class GatekeeperService(service.MultiService):
         if self.signalling is not None:
             self.signalling.accepting = False
         self.virtual_queues.stop()
+        self.make_calls.stop()
         for call in list(self.calls):
             self.controller.end_call(call, "gatekeeper shutdown")
         # After the last CDRs: every one is on disk; then the "off" event, and

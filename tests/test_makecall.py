@@ -16,7 +16,7 @@ from gatekeeper.configfile import read_ini
 from gatekeeper.h225 import callsignal, q931, ras
 from gatekeeper.h225.ras import Alias
 from gatekeeper.signalling.makecall import (
-    MakeCalls, MakeCallSettings, parse_destination, parse_make_call)
+    MakeCalls, MakeCallSettings, parse_make_call)
 from test_signalling_relay import (
     GK_HOST, GK_SIGNAL, START, Gatekeeper, cdr_reasons, common, connect_message, endpoint_type,
     signal)
@@ -207,14 +207,6 @@ def test_stop_releases_pseudo_calls(lab):
     _reply, party, _setup = lab.start()
     lab.calls.stop()
     assert party.one().message_type == q931.RELEASE_COMPLETE and party.closed
-
-
-def test_parse_destination():
-    assert parse_destination("1003") == number("1003")
-    assert parse_destination("carol") == Alias("h323-ID", "carol")
-    assert parse_destination("10.1.2.3") == ("10.1.2.3", 1720)
-    assert parse_destination("10.1.2.3:1722") == ("10.1.2.3", 1722)
-    assert parse_destination("10.1.2.3:99999") == Alias("h323-ID", "10.1.2.3:99999")
 
 
 def test_parse_make_call_section():

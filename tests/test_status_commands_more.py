@@ -377,7 +377,10 @@ def test_route_syntax_errors_use_gnugk_5_15_wording(gk, monkeypatch):
 
 
 @pytest.mark.parametrize("line, reply", [
-    (b"makecall a b\n", b"Error: MakeCall is not supported by this gatekeeper\r\n"),
+    (b"makecall a b\n", b"Error: cannot call a: calledPartyNotRegistered\r\n"),
+    (b"makecall a 10.0.0.1:0\n", b"Error: bad destination 10.0.0.1:0: port '0' is not 1-65535\r\n"),
+    (b"makecall a b Reroute\n",
+     b"Error: transfer method Reroute is not supported (FacilityForward is)\r\n"),
     (b"makecall\n", b"Syntax Error: MakeCall SOURCE DESTINATION [TRANSFER-METHOD]\r\n"),
     (b"getauthinfo\n", b"Syntax Error: GetAuthInfo|gai AUTH_MODULE_NAME\r\n"),
     (b"gci SqlAcct\n", b"Error: no accounting module SqlAcct\r\n"),

@@ -18,7 +18,6 @@ signalling address; it works in direct and in routed mode.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -90,24 +89,6 @@ def parse_make_call(ini: IniFile) -> tuple[MakeCallSettings, list[str]]:
 def _method(text: str) -> str | None:
     """GnuGk's name of a transfer method, whatever its case."""
     return next((m for m in TRANSFER_METHODS if m.lower() == text.strip().lower()), None)
-
-
-def parse_destination(text: str) -> Alias | Address:
-    """DESTINATION as the command gives it: ``ip[:port]`` is an address,
-    anything else an alias (digits: dialledDigits, else h323-ID)."""
-    host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
-    try:
-        ipaddress.IPv4Address(host)
-    except ValueError:
-        pass
-    else:
-        if not port or (port.isdigit() and 0 < int(port) < 65536):
-            return (host, int(port) if port else 1720)
-    return ras.dialled_digits(text) if _is_number(text) else Alias("h323-ID", text)
-
-
-def _is_number(text: str) -> bool:
-    return bool(text) and all(c in "0123456789#*," for c in text)
 
 
 class MakeCalls:

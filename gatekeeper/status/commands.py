@@ -17,6 +17,7 @@ clear error line after GnuGk's own argument checks.
 
 from __future__ import annotations
 
+import ipaddress
 import platform
 import sys
 import time
@@ -545,6 +546,20 @@ def _alias(text: str, what: str = "bad alias") -> Alias:
         raise _BadWords(f"Error: {what} {text}: {error}") from None
 
 
+def _alias_or_address(text: str) -> Alias | tuple[str, int]:
+    """``IP[:PORT]`` (port 1720 if none) as an address, anything else as an alias."""
+    host, sep, port = text.partition(":") if text.count(":") == 1 else (text, "", "")
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return _alias(text, "bad destination")
+    if not sep:
+        return (host, 1720)
+    if port.isdigit() and 0 < int(port) < 65536:
+        return (host, int(port))
+    raise _BadWords(f"Error: bad destination {text}: port {port!r} is not 1-65535")
+
+
 def _route_answer(session, args, usage: str, minimum: int, maximum: int, answer) -> None:
     if not minimum <= len(args) <= maximum:
         session.send_line(f"Syntax Error: {usage}")
@@ -736,7 +751,14 @@ def make_call(factory, session, args):
     if not 2 <= len(args) <= 3:
         session.send_line("Syntax Error: MakeCall SOURCE DESTINATION [TRANSFER-METHOD]")
         return
-    unsupported(session, "MakeCall")
+    try:
+        source = _alias(args[0], "bad source")
+        destination = _alias_or_address(args[1])
+    except _BadWords as error:
+        session.send_line(str(error))
+        return
+    session.send_line(factory.control.make_call(source, destination,
+                                                args[2] if len(args) == 3 else None))
 
 
 # -- one call in detail ----------------------------------------------------------
