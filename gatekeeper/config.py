@@ -22,6 +22,8 @@ from pathlib import Path
 from gatekeeper.accounting.settings import AcctSettings, parse_acct
 from gatekeeper.configfile import (ConfigError, IniFile, as_bool, as_int, read_ini,
                                    unknown_key)
+from gatekeeper.core.neighbors import (NEIGHBOR_PREFIX, NeighborSettings, parse_neighbors,
+                                       refuse_host_names)
 from gatekeeper.core.rewrite import RewriteRule, parse_rewrite
 from gatekeeper.core.routing import RoutingSettings, parse_routing
 from gatekeeper.core.vqueue import VirtualQueueSettings, parse_virtual_queues
@@ -89,6 +91,9 @@ class Config:
     #: [RasSrv::LRQFeatures] AcceptNonNeighborLRQ, [RasSrv::RRQFeatures]
     #: OverwriteEPOnSameAddress and [ReplyToRasAddress], for the RAS controller.
     ras_policy: RasPolicy = field(default_factory=RasPolicy)
+    #: [RasSrv::Neighbors], [Neighbor::NAME] and the neighbour keys of
+    #: [RasSrv::LRQFeatures] (gatekeeper.core.neighbors).
+    neighbors: NeighborSettings = field(default_factory=NeighborSettings)
     #: The file as read (what ``debug cfg`` shows and ``debug set`` edits).
     ini: IniFile = field(default_factory=lambda: IniFile("<defaults>", {}))
 
@@ -231,6 +236,9 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
 
     routing, more = parse_routing(ini)
     warnings += more
+    neighbors, more = parse_neighbors(ini)
+    refuse_host_names(ini, neighbors)
+    warnings += more
     virtual_queues, more = parse_virtual_queues(ini)
     warnings += more
     if virtual_queues.configured and not routing.uses("vqueue"):
@@ -238,7 +246,8 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
                         "[RoutingPolicy] chain has vqueue: calls to them are not queued")
 
     for name in ini.sections:
-        if name not in _KNOWN_SECTIONS:
+        if name not in _KNOWN_SECTIONS and not name.lower().startswith(
+                tuple(prefix.lower() for prefix in _KNOWN_PREFIXES)):
             warnings.append(f"{path}: [{name}]: section not supported, ignored")
     return Config(path=path, main=main, gateway_prefixes=gateway_prefixes,
                   permanent_endpoints=tuple(permanent), irq_poll_count=irq_poll_count,
@@ -246,7 +255,8 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
                   status_auth=status_auth, status_filtering=status_filtering, acct=acct, manhole=manhole,
                   routing=routing,
                   rewrite_e164=parse_rewrite(ini), routed_mode=routed_mode, make_call=make_call,
-                  virtual_queues=virtual_queues, ras_policy=ras_policy, ini=ini)
+                  virtual_queues=virtual_queues, ras_policy=ras_policy, neighbors=neighbors,
+                  ini=ini)
 
 
 def _fields(settings: MainSettings) -> dict[str, object]:
@@ -261,7 +271,11 @@ _KNOWN_SECTIONS = {
     "RoutedMode", "GkStatus::Filtering", "Gatekeeper::Acct", "FileAcct", "StatusAcct", "HttpAcct",
     "Manhole", "RasSrv::LRQFeatures", "ReplyToRasAddress", "CTI::MakeCall",
     "CallTable",   # AcctUpdateInterval only, read by accounting/settings.py
+    "RasSrv::Neighbors",
 }
+#: Families of sections, by name prefix ([Neighbor::NAME]: parse_neighbors
+#: warns about one not listed in [RasSrv::Neighbors]).
+_KNOWN_PREFIXES = (NEIGHBOR_PREFIX,)
 
 
 def load(path: str | Path, enable_manhole: bool | None = None) -> Config:

@@ -348,12 +348,14 @@ def test_the_policy_keys_are_read():
                               rule("2001:db8::/32")))
 
 
-def test_the_policy_defaults_are_gnugks_and_other_lrq_features_keys_warn():
-    config = configuration.parse(read_ini("[RasSrv::LRQFeatures]\nNeighborTimeout=2\n",
-                                          "gk.ini"))
+def test_the_policy_defaults_are_gnugks_and_only_unknown_lrq_features_keys_warn():
+    # NeighborTimeout is read by gatekeeper.core.neighbors: no warning.
+    config = configuration.parse(read_ini("[RasSrv::LRQFeatures]\nNeighborTimeout=3\n"
+                                          "Bogus=1\n", "gk.ini"))
     assert config.ras_policy == RasPolicy()
+    assert config.neighbors.features.neighbor_timeout == 3
     assert config.warnings == (
-        "gk.ini: [RasSrv::LRQFeatures] NeighborTimeout: unknown key, ignored",)
+        "gk.ini: [RasSrv::LRQFeatures] Bogus: unknown key, ignored",)
 
 
 @pytest.mark.parametrize("section, key, value", [

@@ -130,6 +130,11 @@ ALIAS_TYPE_NAMES = {tag.lower(): kind for kind, tag in ras.ALIAS_TAGS.items()}
 ALIAS_TYPE_NAMES.update({"dialleddigits": "dialledDigits", "h323-id": "h323-ID",
                          "url-id": "url-ID", "email-id": "email-ID"})
 
+#: The [RasSrv::LRQFeatures] keys read here (lower case).
+LRQ_FEATURE_KEYS = frozenset({
+    "neighbortimeout", "sendretries", "forwardhopcount", "acceptforwardedlrq",
+    "forwardresponse", "forwardlrq", "acceptnonneighborlcf", "sendrip", "alwaysforwardlrq"})
+
 _NOT_SUPPORTED = {"password", "authuser", "sendpassword", "sendauthuser", "sendips",
                   "h46018client", "h46018server", "useh46018"}
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$")
@@ -293,6 +298,15 @@ class NeighborSettings:
                 return neighbor
         return None
 
+    def sender_at(self, source: Address) -> Neighbor | None:
+        """The neighbour a datagram from ``source`` comes from: the one whose
+        Host and port are exactly that, else the first at that IP (several
+        gatekeepers on one host are told apart by their RAS ports)."""
+        for neighbor in self.neighbors:
+            if neighbor.is_at(source[0]) and neighbor.port == source[1]:
+                return neighbor
+        return self.sender_of(source[0])
+
 
 def parse_prefixes(path: str, section: str, key: str, value: str) -> PrefixList:
     """A comma-separated SendPrefixes/AcceptPrefixes value."""
@@ -400,10 +414,8 @@ def parse_lrq_features(ini: IniFile) -> tuple[LrqFeatures, list[str]]:
             values["send_rip"] = as_int(path, LRQ_FEATURES, key, value, 0, 65535)
         elif lowered == "alwaysforwardlrq":
             values["always_forward_lrq"] = as_bool(path, LRQ_FEATURES, key, value)
-        elif lowered == "acceptnonneighborlrq":
-            pass        # gatekeeper.ras.policy reads it
-        else:
-            warnings.append(unknown_key(path, LRQ_FEATURES, key))
+        # Anything else: AcceptNonNeighborLRQ is gatekeeper.ras.policy's, which
+        # also warns about the keys neither module reads (LRQ_FEATURE_KEYS).
     return LrqFeatures(**values), warnings
 
 
@@ -519,6 +531,25 @@ def parse_neighbors(ini: IniFile) -> tuple[NeighborSettings, list[str]]:
                 and section[len(NEIGHBOR_PREFIX):].strip().lower() not in listed):
             warnings.append(f"{ini.path}: [{section}]: not listed in [{NEIGHBORS}], ignored")
     return NeighborSettings(tuple(by_name.values()), features), warnings
+
+
+def refuse_host_names(ini: IniFile, settings: NeighborSettings) -> None:
+    """ConfigError for a neighbour whose Host is a name, not an IP address:
+    the RAS service sends to IP addresses only and does not resolve names
+    (a lookup would block the reactor, and GnuGk's Dynamic re-resolving is
+    not done here); the error names the section and key to fix."""
+    for neighbor in settings.neighbors:
+        try:
+            ipaddress.ip_address(neighbor.host)
+            continue
+        except ValueError:
+            pass
+        section = _section(ini, neighbor.name)
+        problem = "a host name: give the neighbour's IP address (names are not resolved)"
+        if section is not None and ini.get(section, "Host") is not None:
+            _bad(ini.path, section, "Host", ini.get(section, "Host") or "", problem)
+        _bad(ini.path, NEIGHBORS, neighbor.name, ini.get(NEIGHBORS, neighbor.name) or neighbor.host,
+             problem)
 
 
 # -- choosing neighbours -------------------------------------------------------

@@ -16,6 +16,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from gatekeeper.configfile import ConfigError, IniFile, as_bool, unknown_key
+from gatekeeper.core.neighbors import LRQ_FEATURE_KEYS
 
 LRQ_FEATURES = "RasSrv::LRQFeatures"
 REPLY_TO_RAS_ADDRESS = "ReplyToRasAddress"
@@ -63,13 +64,15 @@ class RasPolicy:
 
 def parse_lrq_features(ini: IniFile) -> tuple[bool, list[str]]:
     """``[RasSrv::LRQFeatures]``: AcceptNonNeighborLRQ, and warnings for the
-    GnuGk keys not read (neighbour forwarding, timeouts, ...)."""
+    GnuGk keys nobody reads (the neighbour keys, LRQ_FEATURE_KEYS, belong to
+    :mod:`gatekeeper.core.neighbors`, which checks their values)."""
     accept = False
     warnings: list[str] = []
     for key, value in ini.items(LRQ_FEATURES):
-        if key.lower() == "acceptnonneighborlrq":
+        lowered = key.lower()
+        if lowered == "acceptnonneighborlrq":
             accept = as_bool(ini.path, LRQ_FEATURES, key, value)
-        else:
+        elif lowered not in LRQ_FEATURE_KEYS:
             warnings.append(unknown_key(ini.path, LRQ_FEATURES, key))
     return accept, warnings
 
