@@ -27,7 +27,7 @@ from gatekeeper.events import AccountingLine, ConfigReloaded, EventBus
 from gatekeeper.ras.controller import RasConfig, RasController, RasSettings
 from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
 from gatekeeper.status.protocol import StatusFactory, StatusSettings
-from gatekeeper.core.admission import SetupAdmission
+from gatekeeper.core.admission import SetupAdmission, SetupSettings
 from gatekeeper.signalling.makecall import MakeCalls
 from gatekeeper.signalling.relay import SignallingServer, setup_settings, signalling_settings
 
@@ -160,13 +160,22 @@ class GatekeeperService(service.MultiService):
 
     def _signalling(self, connector: IReactorTCP) -> SignallingServer:
         """Routed mode: Setups matched to their calls, a relay per call."""
-        admission = SetupAdmission(self.controller.admission,
-                                   setup_settings(self.config.routed_mode))
+        admission = SetupAdmission(self.controller.admission, self._setup_settings(self.config),
+                                   is_neighbour=self._is_neighbour_ip)
         server = SignallingServer(admission, self.clock, connector,
                                   signalling_settings(self.config.routed_mode),
                                   bind_address=self.listen.interface or None)
         self.bus.subscribe(server)
         return server
+
+    @staticmethod
+    def _setup_settings(config: Config) -> SetupSettings:
+        return replace(setup_settings(config.routed_mode),
+                       accept_neighbors_calls=config.routed_mode.accept_neighbors_calls)
+
+    def _is_neighbour_ip(self, ip: str) -> bool:
+        """Whether a Setup from ``ip`` comes from a neighbour's zone."""
+        return self.controller.config.neighbors.sender_of(ip) is not None
 
     def _control(self) -> GatekeeperControl:
         """The status port's narrow view of the gatekeeper."""
@@ -208,7 +217,9 @@ class GatekeeperService(service.MultiService):
         return RegistrySettings(settings.endpoint_id_suffix, config.gateway_prefixes)
 
     def _router(self, config: Config) -> Router:
-        return build_router(config.routing, self.registry, {"vqueue": self.virtual_queues.policy})
+        return build_router(config.routing, self.registry,
+                            {"vqueue": self.virtual_queues.policy,
+                             "neighbor": self.controller.neighbor_policy})
 
     #: Re-reads the configuration: returns (config, settings) or raises
     #: ConfigError. Set by tap.makeService when a file was given.
@@ -292,17 +303,20 @@ class GatekeeperService(service.MultiService):
         """The parts of a configuration that are set the same way at start
         and at every reload."""
         self.virtual_queues.reconfigure(config.virtual_queues)
-        # RequestInProgress asks for a little more than a RouteRequest may take.
+        # RequestInProgress asks for a little more than a RouteRequest (or
+        # the neighbours' LRQs) may take.
         self.controller.reconfigure(RasConfig(
             self.settings, config.ras_policy, self._router(config), config.rewrite_e164,
-            hold_delay=config.virtual_queues.request_timeout + 2))
+            hold_delay=max(config.virtual_queues.request_timeout,
+                           config.neighbors.features.longest_wait) + 2,
+            neighbors=config.neighbors))
         main = config.main
         # New sessions follow a reload (as GnuGk); logged-in ones keep theirs.
         self.status.reconfigure(StatusSettings(config.status_auth, config.status_filtering,
                                                main.status_trace_level, main.max_status_clients))
         if getattr(self, "signalling", None) is not None:
             self.signalling.reconfigure(signalling_settings(config.routed_mode))
-            self.signalling.admission.reconfigure(setup_settings(config.routed_mode))
+            self.signalling.admission.reconfigure(self._setup_settings(config))
         if getattr(self, "make_calls", None) is not None:
             self.make_calls.reconfigure(config.make_call)
         self._apply_manhole(config)

@@ -181,8 +181,8 @@ def test_routed_mode_from_the_command_line_or_the_file_listens_for_call_signalli
     assert parsed.routed_mode.gk_routed and parsed.routed_mode.call_signal_port == 1721
     assert parsed.routed_mode.signal_timeout == 5.0
     assert parsed.routed_mode.accept_unregistered_calls is True
-    assert parsed.warnings == ("gk.ini: [RoutedMode] AcceptNeighborsCalls=0: not supported "
-                               "yet, ignored (behaves as AcceptNeighborsCalls=1)",)
+    assert parsed.routed_mode.accept_neighbors_calls is False
+    assert parsed.warnings == ()
     with pytest.raises(config.ConfigError, match=r"\[RoutedMode\] AcceptUnregisteredCalls"):
         config.parse(config.read_ini("[RoutedMode]\nAcceptUnregisteredCalls=maybe\n", "gk.ini"))
     from_file = tap.Options()

@@ -541,6 +541,7 @@ class SetupSettings:
     """What Setup admission needs of ``[RoutedMode]``."""
 
     accept_unregistered: bool = False     # AcceptUnregisteredCalls
+    accept_neighbors_calls: bool = True   # AcceptNeighborsCalls: Setups from neighbour zones
 
 
 #: An admission refusal (ARJ reason) as the ReleaseComplete that tells the
@@ -571,11 +572,15 @@ class SetupAdmission:
     With ``AcceptUnregisteredCalls`` a Setup with no such call goes through
     :meth:`Admission.admit_unregistered`: the routing chain (``OnSetup``
     chains and virtual queues included) on a request with no caller
-    endpoint.
+    endpoint.  A Setup with no such call from a neighbour gatekeeper's IP
+    (``is_neighbour``) is a call from another zone: with
+    ``AcceptNeighborsCalls`` (the default) it is routed the same way.
     """
 
-    def __init__(self, admission: Admission, settings: SetupSettings = SetupSettings()) -> None:
+    def __init__(self, admission: Admission, settings: SetupSettings = SetupSettings(),
+                 is_neighbour: Callable[[str], bool] | None = None) -> None:
         self.admission = admission
+        self.is_neighbour = is_neighbour or (lambda ip: False)
         self.calls = admission.calls
         self.registry = admission.registry
         self.bus = admission.bus
@@ -591,9 +596,12 @@ class SetupAdmission:
     def on_setup(self, request: SetupRequest) -> SetupDecision:
         call = self.calls.find_call_id(request.call_id)
         if call is None:
-            if not self.settings.accept_unregistered:
-                return SetupRejected(q931.CAUSE_NORMAL_UNSPECIFIED, "callerNotRegistered")
-            return self._unregistered(request)
+            if self.settings.accept_unregistered:
+                return self._unregistered(request)
+            if self.settings.accept_neighbors_calls and self.is_neighbour(request.source[0]):
+                self.admission.stats["Setup from neighbour"] += 1
+                return self._unregistered(request)
+            return SetupRejected(q931.CAUSE_NORMAL_UNSPECIFIED, "callerNotRegistered")
         if call.number in self._relayed:
             return SetupRejected(q931.CAUSE_CALL_REJECTED, "destinationRejection")
         if not self._from_caller(call, request.source):

@@ -251,7 +251,9 @@ def parse_routing(ini: IniFile) -> tuple[RoutingSettings, list[str]]:
 def build_router(settings: RoutingSettings, registry: Registry,
                  extra: Mapping[str, IRoutingPolicy] | None = None) -> Router:
     """A Router for the configured chains. ``extra`` supplies policies that
-    need more than the registry (``vqueue``)."""
+    need more than the registry (``vqueue``; ``neighbor``, the
+    :class:`~gatekeeper.core.neighbors.NeighborPolicy` whose LRQ sender is
+    the RAS controller); without them those links pass."""
     policies: dict[str, IRoutingPolicy] = {
         "explicit": ExplicitPolicy(registry),
         "internal": InternalPolicy(registry),

@@ -22,10 +22,11 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from gatekeeper import events as ev
 from gatekeeper.core.admission import (
@@ -33,13 +34,17 @@ from gatekeeper.core.admission import (
     BandwidthRefused, BandwidthRequest, DisengageRefused, DisengageRequest)
 from gatekeeper.core.bandwidth import BandwidthPool
 from gatekeeper.core.calls import Call, CallTable
+from gatekeeper.core.neighbors import (
+    RIP_LIMIT, ILocationExchange, ILocationSender, LcfAnswer, LocationQuery, LrjAnswer, Neighbor,
+    NeighborPolicy, NeighborSettings, RecentLrqs, accepts_lrq, forward_targets, forwarded_query,
+    lrq_message, select_neighbors)
 from gatekeeper.core.registration import (
     DiscoveryRefused, DiscoveryRequest, KeepaliveRequest, RegisterRequest, Registration,
     RegistrationRefused, RegistrationSettings, UnregisterRequest, UnregistrationRefused,
     usable_address)
 from gatekeeper.core.registry import Endpoint, Registry
 from gatekeeper.core.rewrite import RewriteRule
-from gatekeeper.core.routing import Router, RoutingRequest
+from gatekeeper.core.routing import Route, Router, RoutingRequest
 from gatekeeper.h225 import codec, ras
 from gatekeeper.h225.ras import Address
 from gatekeeper.interfaces import IEventBus
@@ -85,6 +90,9 @@ class RasConfig:
     router: Router | None = None             # None: the registry's own lookups
     rewrite_rules: tuple[RewriteRule, ...] = ()   # [RasSrv::RewriteE164]
     hold_delay: float = 12.0                 # seconds a RequestInProgress asks to wait
+    #: [RasSrv::Neighbors], [Neighbor::NAME], [RasSrv::LRQFeatures]: who the
+    #: neighbours are (incoming LRQs) and what the ``neighbor`` policy asks.
+    neighbors: NeighborSettings = NeighborSettings()
 
 
 @dataclass(slots=True)
@@ -125,6 +133,12 @@ class _Outgoing:
     tries_left: int
     timer: IDelayedCall | None = None
     on_answer: Callable[[ras.RasPdu], None] | None = None
+    #: False: sent once, no retransmission (an LRQ: the neighbour policy
+    #: re-sends); the timer then only forgets an entry nobody cancelled.
+    retransmit: bool = True
+    on_progress: Callable[[int], None] | None = None   # a RequestInProgress (delay ms)
+    any_source: bool = False     # matched by seq alone (AcceptNonNeighborLCF)
+    interval: float | None = None   # seconds to the next try (None: request_interval)
 
 
 #: What answers each request the gatekeeper sends.
@@ -132,6 +146,7 @@ ANSWERS = {
     "unregistrationRequest": ("unregistrationConfirm", "unregistrationReject"),
     "disengageRequest": ("disengageConfirm", "disengageReject"),
     "infoRequest": ("infoRequestResponse",),
+    "locationRequest": ("locationConfirm", "locationReject", "requestInProgress"),
 }
 
 #: Messages only a gatekeeper sends (or answers to requests we never send).
@@ -147,15 +162,61 @@ NOT_FOR_US = (
 
 
 #: Tells whether an LRQ comes from a configured neighbour gatekeeper
-#: ([RasSrv::Neighbors]); the neighbour table plugs in here.
+#: ([RasSrv::Neighbors]); the controller's own check reads RasConfig.neighbors.
 NeighbourCheck = Callable[[ras.LocationRequest, Address], bool]
 
 
 def no_neighbours(lrq: ras.LocationRequest, source: Address) -> bool:
-    """The neighbour check while no neighbours are configured."""
+    """A neighbour check that knows no neighbours."""
     return False
 
 
+@implementer(ILocationExchange)
+class _LocationExchange:
+    """One LRQ of ours in flight to one neighbour (see
+    :meth:`RasController.send_lrq`)."""
+
+    def __init__(self, controller: "RasController", seq: int) -> None:
+        self.controller = controller
+        self.seq = seq
+        self.answer: Deferred = Deferred()
+        self.outgoing: _Outgoing | None = None
+
+    def resend(self) -> None:
+        outgoing = self.outgoing
+        if outgoing is not None and self.controller._outgoing.get(self.seq) is outgoing:
+            self.controller.stats["LRQ re-sent"] += 1
+            if self.controller._send is not None:
+                self.controller._send(outgoing.message, outgoing.address)
+
+    def cancel(self) -> None:
+        outgoing, self.outgoing = self.outgoing, None
+        if outgoing is not None:
+            self.controller._forget_outgoing(self.seq, outgoing)
+
+    def answered(self, pdu: ras.RasPdu) -> None:
+        """The neighbour's LCF or LRJ (a RIP is ``progress``)."""
+        self.outgoing = None
+        if self.answer.called:
+            return
+        if pdu.kind == "locationConfirm":
+            try:
+                lcf = ras.read_location_confirm(pdu)
+            except Exception:      # DecodeError, or anything odd in the raw value
+                lcf = None
+            if lcf is not None and lcf.call_signal_address is not None:
+                self.controller.stats["LCF received"] += 1
+                self.answer.callback(LcfAnswer(lcf.call_signal_address, lcf.ras_address,
+                                               lcf.destination_info))
+                return
+            self.controller.stats["LCF unusable"] += 1
+            self.answer.callback(LrjAnswer("undefinedReason"))
+            return
+        self.controller.stats["LRJ received"] += 1
+        self.answer.callback(LrjAnswer(getattr(pdu, "reason", None) or "undefinedReason"))
+
+
+@implementer(ILocationSender)
 class RasController:
     """Answers every RAS request, in direct mode, and keeps the tables."""
 
@@ -187,12 +248,19 @@ class RasController:
         self.config: RasConfig
         #: The delay a RequestInProgress announces, in milliseconds.
         self.hold_delay_ms: int
-        self.reconfigure(RasConfig(settings, policy if policy is not None else RasPolicy(),
-                                   router))
-        self.is_neighbour: NeighbourCheck = no_neighbours
         self._held: dict[tuple, _Held] = {}
         self._outgoing: dict[int, _Outgoing] = {}
         self._seq = 0
+        #: The ``neighbor`` routing policy, with this controller as its LRQ
+        #: sender (the service puts it into the routing chains).
+        self.neighbor_policy = NeighborPolicy(NeighborSettings(), self, clock,
+                                              settings.gatekeeper_id)
+        #: LRQs forwarded lately (a copy coming back round a loop is dropped).
+        self.recent_lrqs = RecentLrqs(clock, NeighborSettings().features.longest_wait)
+        self.reconfigure(RasConfig(settings, policy if policy is not None else RasPolicy(),
+                                   router))
+        #: Whether an LRQ comes from a configured neighbour (replaceable in tests).
+        self.is_neighbour: NeighbourCheck = self.from_neighbour
         self.keepalive_replies = KeepaliveReplies(
             lambda endpoint: self.registry.get(endpoint.endpoint_id) is endpoint)
         self._sweeper = LoopingCall(self.check_registrations)
@@ -253,6 +321,8 @@ class RasController:
         self.config = config
         self._settings = settings
         self._policy = policy
+        self.neighbor_policy.update(config.neighbors, settings.gatekeeper_id)
+        self.recent_lrqs.lifetime = config.neighbors.features.longest_wait + RIP_LIMIT
         self.hold_delay_ms = max(1, min(65535, int(config.hold_delay * 1000)))
         self.admission.reconfigure(AdmissionSettings(
             settings.gatekeeper_id, settings.routed, settings.signal_address,
@@ -548,7 +618,11 @@ class RasController:
                           source=ras.format_address(source), reply=ras.format_address(reply))
         return source
 
-    def on_lrq(self, lrq: ras.LocationRequest, source: Address) -> Message | Reply:
+    def from_neighbour(self, lrq: ras.LocationRequest, source: Address) -> bool:
+        """Whether ``source`` is a configured neighbour's IP ([RasSrv::Neighbors])."""
+        return self.config.neighbors.sender_at(source) is not None
+
+    def on_lrq(self, lrq: ras.LocationRequest, source: Address) -> Message | Reply | None:
         sender = self.lrq_sender(lrq, source)
         if sender is None:
             self.stats["LRQ refused"] += 1
@@ -559,6 +633,17 @@ class RasController:
                                                  "securityDenial"))
             return ras.Lrj(lrq.seq, "securityDenial")
         reply_to = self.lrq_reply_address(sender, lrq, source)
+        neighbour = self.config.neighbors.sender_at(source) if sender == "neighbour" else None
+        if neighbour is not None and not accepts_lrq(neighbour, lrq.destination_info,
+                                                     lrq.gatekeeper_id):
+            # AcceptPrefixes does not match, or AcceptForwardedLRQ=0 and the
+            # LRQ names another gatekeeper as its originator.
+            self.stats["LRQ not accepted"] += 1
+            self._trouble("lrq not accepted", "refused an LRQ from neighbour {name} "
+                          "(its AcceptPrefixes or AcceptForwardedLRQ)", name=neighbour.name)
+            self.bus.publish(ev.LocationRejected(source, lrq.destination_info, lrq.source_info,
+                                                 "requestDenied"))
+            return self._to(ras.Lrj(lrq.seq, "requestDenied"), reply_to, source)
         caller = self.registry.get(lrq.endpoint_id) if sender == "endpoint" else None
         if self.admission.rewrite_rules:
             lrq = replace(lrq, destination_info=self.admission.rewrite(lrq.destination_info))
@@ -572,7 +657,46 @@ class RasController:
             source, caller.signal_address if caller else None))
         if isinstance(route, Deferred):
             return self._to(self._hold(key, route, lrq, source, None, reply_to), reply_to, source)
+        if route is None and sender != "endpoint":
+            forwarded, reply = self._forward(lrq, source, reply_to, neighbour, key)
+            if forwarded:
+                return reply
         return self._lrq_answer(lrq, source, route, reply_to)
+
+    def _forward(self, lrq: ras.LocationRequest, source: Address, reply_to: Address,
+                 sender: Neighbor | None, key: tuple) -> tuple[bool, Message | Reply | None]:
+        """An LRQ nothing here has, to our other neighbours (forward_targets:
+        ForwardLRQ, hopCount, never back to the sender).  (False, None): not
+        forwarded, answer it as usual; (True, reply): forwarded, ``reply``
+        (None: a copy come back round a loop, dropped) goes to the sender."""
+        settings = self.config.neighbors
+        if not settings.neighbors or self._send is None:
+            return False, None
+        forwards = forward_targets(lrq.hop_count, sender, settings, lrq.destination_info)
+        if not forwards:
+            return False, None
+        if not self.recent_lrqs.first_time(lrq):
+            self.stats["LRQ loop dropped"] += 1
+            return True, None
+        self.stats["LRQ forwarded"] += 1
+        our_reply = sender.forward_response if sender is not None \
+            else settings.features.forward_response
+        if our_reply:
+            # ForwardResponse=1: we ask, and answer LCF or LRJ ourselves.
+            chosen = {s.neighbor.name: s for s in select_neighbors(
+                settings.neighbors, lrq.destination_info, exclude=sender)}
+            targets = [(chosen[f.neighbor.name], forwarded_query(lrq, f, self.name, True))
+                       for f in forwards if f.neighbor.name in chosen]
+            located = self.neighbor_policy.locate(targets)
+            return True, self._to(self._hold(key, located, lrq, source, None, reply_to),
+                                  reply_to, source)
+        # ForwardResponse=0: the copies keep the originator's requestSeqNum and
+        # replyAddress, so the answers go straight back to it.
+        for forward in forwards:
+            query = forwarded_query(lrq, forward, self.name, False)
+            self._send(lrq_message(query, lrq.seq, reply_to), forward.neighbor.address)
+        delay = max(1, min(65535, settings.features.neighbor_timeout * 1000))
+        return True, self._to(ras.Rip(lrq.seq, delay), reply_to, source)
 
     @staticmethod
     def _to(message: Message, reply_to: Address, source: Address) -> Message | Reply:
@@ -585,8 +709,12 @@ class RasController:
         reply_to = reply_to or source
         found = route.endpoint if route is not None else None
         ras_address = found.ras_address if found is not None else None
-        if route is not None and route.policy == "vqueue" and route.signal_address is not None \
-                and ras_address is None:
+        if route is not None and route.policy == "neighbor" and ras_address is None:
+            # an LCF we relay (ForwardResponse=1): the neighbour that gave it
+            neighbour = self.config.neighbors.find(route.matched)
+            ras_address = neighbour.address if neighbour is not None else None
+        if route is not None and route.policy in ("vqueue", "neighbor") \
+                and route.signal_address is not None and ras_address is None:
             ras_address = (route.signal_address[0], 1719)
         if route is not None and route.reject is not None:
             reason = route.reject
@@ -601,8 +729,11 @@ class RasController:
         self.bus.publish(ev.LocationConfirmed(
             source, found.endpoint_id if found else "", route.destination or lrq.destination_info,
             lrq.source_info, route.signal_address))
-        signal = (self.settings.signal_address if self.settings.routed
-                  and self.settings.signal_address else route.signal_address)
+        routed = self.settings.routed and self.settings.signal_address is not None
+        signal = self.settings.signal_address if routed else route.signal_address
+        if routed:
+            # the call comes to us, and so do its RAS questions
+            ras_address = self.local_ras_address(source)
         message = ras.Lcf(lrq.seq, signal, ras_address,
                           route.destination or lrq.destination_info,
                           found.endpoint_type if found else None)
@@ -642,9 +773,17 @@ class RasController:
 
     def _answered(self, pdu: ras.RasPdu, source: Address) -> bool:
         outgoing = self._outgoing.get(pdu.seq)
-        if (outgoing is None or outgoing.address[0] != source[0]
+        if (outgoing is None or (outgoing.address[0] != source[0] and not outgoing.any_source)
                 or pdu.kind not in ANSWERS.get(outgoing.kind, ())):
             return False
+        if pdu.kind == "requestInProgress":
+            # the answer comes later: keep waiting
+            self.stats["RIP received"] += 1
+            if outgoing.on_progress is not None:
+                delay = pdu.raw.get("delay") if isinstance(pdu.raw, dict) else None
+                if isinstance(delay, int):
+                    outgoing.on_progress(delay)
+            return True
         del self._outgoing[pdu.seq]
         if outgoing.timer is not None and outgoing.timer.active():
             outgoing.timer.cancel()
@@ -661,14 +800,36 @@ class RasController:
         return self._seq
 
     def request(self, message: Message, address: Address,
-                on_answer: Callable[[ras.RasPdu], None] | None = None) -> int:
-        """Send a request of ours, retransmitting until it is answered."""
+                on_answer: Callable[[ras.RasPdu], None] | None = None,
+                retransmit: bool = True, lifetime: float | None = None,
+                on_progress: Callable[[int], None] | None = None,
+                any_source: bool = False) -> _Outgoing:
+        """Send a request of ours, retransmitting until it is answered (with
+        ``retransmit`` False: sent once, and forgotten after ``lifetime``
+        seconds unless answered or cancelled first).  The answer is matched
+        by sequence number and the IP it was sent to (any IP with
+        ``any_source``); ``on_progress`` gets the delay of each
+        RequestInProgress."""
         seq = message.seq
-        outgoing = _Outgoing(message.kind, message, address, self.settings.request_retries,
-                             on_answer=on_answer)
+        old = self._outgoing.get(seq)
+        if old is not None:
+            self._forget_outgoing(seq, old)
+        outgoing = _Outgoing(message.kind, message, address,
+                             self.settings.request_retries if retransmit else 1,
+                             on_answer=on_answer, retransmit=retransmit,
+                             on_progress=on_progress, any_source=any_source,
+                             interval=None if retransmit else lifetime)
         self._outgoing[seq] = outgoing
         self._transmit(seq)
-        return seq
+        return outgoing
+
+    def _forget_outgoing(self, seq: int, outgoing: _Outgoing) -> None:
+        """Stop waiting for the answer to one of our requests."""
+        if self._outgoing.get(seq) is outgoing:
+            del self._outgoing[seq]
+        if outgoing.timer is not None and outgoing.timer.active():
+            outgoing.timer.cancel()
+        outgoing.timer = None
 
     def _transmit(self, seq: int) -> None:
         outgoing = self._outgoing.get(seq)
@@ -681,7 +842,31 @@ class RasController:
         outgoing.tries_left -= 1
         if self._send is not None:
             self._send(outgoing.message, outgoing.address)
-        outgoing.timer = self.clock.callLater(self.settings.request_interval, self._transmit, seq)
+        interval = outgoing.interval if outgoing.interval is not None \
+            else self.settings.request_interval
+        outgoing.timer = self.clock.callLater(interval, self._transmit, seq)
+
+    # -- LRQs to neighbours (the neighbor policy's ILocationSender) ---------
+
+    def send_lrq(self, neighbor: Neighbor, query: LocationQuery,
+                 on_progress: Callable[[int], None]) -> _LocationExchange:
+        """Send one LRQ to ``neighbor`` under a new requestSeqNum (unless the
+        query has one), with our RAS address towards it as replyAddress; no
+        retransmission (the policy calls ``resend``).  Its LCF or LRJ, from
+        the neighbour's IP (any IP with AcceptNonNeighborLCF), answers it."""
+        seq = query.seq if query.seq is not None else self.next_seq()
+        exchange = _LocationExchange(self, seq)
+        if self._send is None:
+            exchange.answer.errback(RuntimeError("the RAS socket is not open"))
+            return exchange
+        features = self.config.neighbors.features
+        message = lrq_message(query, seq, self.local_ras_address(neighbor.address))
+        exchange.outgoing = self.request(
+            message, neighbor.address, exchange.answered, retransmit=False,
+            lifetime=features.longest_wait + RIP_LIMIT + 1.0, on_progress=on_progress,
+            any_source=features.accept_non_neighbor_lcf)
+        self.stats["LRQ sent"] += 1
+        return exchange
 
     def unregister(self, endpoint: Endpoint, reason: str = "maintenance",
                    why: str = "forced") -> None:

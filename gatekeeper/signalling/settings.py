@@ -14,7 +14,6 @@ SECTION = "RoutedMode"
 #: GnuGk keys that this gatekeeper reads but whose feature it does not have:
 #: a value other than GnuGk's default is warned about.
 _NOT_SUPPORTED = {
-    "acceptneighborscalls": "1",
     "supportnatedendpoints": "0", "enableh46018": "0", "enableh46017": "0",
     "h245tunnelingtranslation": "0",
 }
@@ -34,6 +33,7 @@ class RoutedModeSettings:
     tcp_keepalive: bool = False          # TcpKeepAlive
     generate_call_proceeding: bool = False   # GenerateCallProceeding
     accept_unregistered_calls: bool = False  # AcceptUnregisteredCalls
+    accept_neighbors_calls: bool = True      # AcceptNeighborsCalls (GnuGk's default)
 
 
 def parse_routed_mode(ini: IniFile) -> tuple[RoutedModeSettings, list[str]]:
@@ -42,7 +42,8 @@ def parse_routed_mode(ini: IniFile) -> tuple[RoutedModeSettings, list[str]]:
     values: dict[str, object] = {}
     booleans = {"gkrouted": "gk_routed", "h245routed": "h245_routed", "tcpkeepalive": "tcp_keepalive",
                 "generatecallproceeding": "generate_call_proceeding",
-                "acceptunregisteredcalls": "accept_unregistered_calls"}
+                "acceptunregisteredcalls": "accept_unregistered_calls",
+                "acceptneighborscalls": "accept_neighbors_calls"}
     timers = {"setuptimeout": "setup_timeout", "signaltimeout": "signal_timeout",
               "alertingtimeout": "alerting_timeout"}
     for key, value in ini.items(SECTION):

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Callable
 import twisted
 
 import gatekeeper
-from gatekeeper.h225.ras import (Alias, format_address, format_aliases, guid_dashed,
+from gatekeeper.core.neighbors import DEFAULT_PRIORITY, PrefixList, parse_neighbors
+from gatekeeper.h225.ras import (ALIAS_TAGS, Alias, format_address, format_aliases, guid_dashed,
                                   guid_spaced, parse_address, parse_alias, parse_guid)
 from gatekeeper.status.filtering import StatusFilters
 from gatekeeper.status.formats import boolean, ip_port, rfc822
@@ -1062,9 +1063,35 @@ def print_all_cached(factory, session, args):
     session.send_lines(["AllCached", "Number of Endpoints: 0", ";"])
 
 
-@command("PrintNeighbors", "pn", summary="list neighbor gatekeepers (none)")
+def _prefix_text(prefixes: PrefixList) -> str:
+    """A SendPrefixes/AcceptPrefixes list as the file would write it."""
+    items = []
+    for entry in prefixes.entries:
+        text = entry.pattern
+        if entry.alias_kind is not None:
+            text = ALIAS_TAGS.get(entry.alias_kind, entry.alias_kind)
+        if entry.negative:
+            text = "!" + text
+        if entry.priority != DEFAULT_PRIORITY:
+            text += f":={entry.priority}"
+        items.append(text)
+    return ",".join(items)
+
+
+@command("PrintNeighbors", "pn", summary="list the neighbor gatekeepers")
 def print_neighbors(factory, session, args):
-    session.send_lines(["Neighbors", "Number of Neighbors: 0", ";"])
+    """GnuGk's frame (``Neighbors`` ... ``Number of Neighbors: N``); GnuGk's
+    line per neighbour is undocumented: ours is ``NAME<TAB>TYPE<TAB>host:port
+    <TAB>SendPrefixes<TAB>AcceptPrefixes`` (doc/configuration.md)."""
+    settings, _ = parse_neighbors(factory.control.config_ini())
+    lines = ["Neighbors"]
+    for neighbor in settings.neighbors:
+        lines.append("\t".join((neighbor.name, neighbor.type,
+                                format_address(neighbor.address),
+                                _prefix_text(neighbor.send_prefixes),
+                                _prefix_text(neighbor.accept_prefixes))))
+    lines += [f"Number of Neighbors: {len(settings.neighbors)}", ";"]
+    session.send_lines(lines)
 
 
 @command("PrintCurrentCallsPorts", "pccp", summary="list the dynamic ports of each call")
