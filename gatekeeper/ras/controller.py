@@ -193,6 +193,7 @@ class _LocationExchange:
         outgoing, self.outgoing = self.outgoing, None
         if outgoing is not None:
             self.controller._forget_outgoing(self.seq, outgoing)
+            self.controller._late_lrq_answers(self.seq)
 
     def answered(self, pdu: ras.RasPdu) -> None:
         """The neighbour's LCF or LRJ (a RIP is ``progress``)."""
@@ -250,6 +251,7 @@ class RasController:
         self.hold_delay_ms: int
         self._held: dict[tuple, _Held] = {}
         self._outgoing: dict[int, _Outgoing] = {}
+        self._late_lrqs: dict[int, float] = {}   # seq -> until when a late answer is normal
         self._seq = 0
         #: The ``neighbor`` routing policy, with this controller as its LRQ
         #: sender (the service puts it into the routing chains).
@@ -764,7 +766,21 @@ class RasController:
                                                    rai.almost_out_of_resources))
         return ras.Rac(rai.seq)
 
+    def _late_lrq_answers(self, seq: int) -> None:
+        """An LRQ of ours the policy stopped waiting for: its answers may
+        still come for a while, and are not worth a warning."""
+        now = self.clock.seconds()
+        if len(self._late_lrqs) >= 4096:
+            self._late_lrqs = {k: t for k, t in self._late_lrqs.items() if t > now}
+            while len(self._late_lrqs) >= 4096:
+                self._late_lrqs.pop(next(iter(self._late_lrqs)))
+        self._late_lrqs[seq] = now + self.config.neighbors.features.longest_wait + RIP_LIMIT
+
     def on_answer(self, pdu: ras.RasPdu, source: Address) -> None:
+        if pdu.kind in ANSWERS["locationRequest"] and pdu.seq not in self._outgoing \
+                and self._late_lrqs.get(pdu.seq, 0.0) > self.clock.seconds():
+            self.stats["late LRQ answer"] += 1
+            return None
         if not self._answered(pdu, source):
             self.stats["unexpected"] += 1
             self._trouble("unexpected", "unexpected {received} seq {seq} from {source}",
