@@ -55,6 +55,8 @@ class MainSettings:
     status_port: int = 7000
     status_trace_level: int = 2
     max_status_clients: int = 20
+    #: AlternateGKs: sent in GCF/RCF to endpoints that say supportsAltGK.
+    alternate_gatekeepers: tuple[ras.AlternateGk, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,37 @@ def _prefixes(path: str, section: str, key: str, value: str) -> tuple[str, ...]:
     return tuple(result)
 
 
+def parse_alternate_gks(path: str, section: str, key: str,
+                        value: str) -> tuple[ras.AlternateGk, ...]:
+    """GnuGk's ``ip;port;needToRegister;priority;gkid[,...]`` (the old
+    ``:``-separated form too; gkid may be left out)."""
+    alternates = []
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        fields = [f.strip() for f in (entry.split(";") if ";" in entry else entry.split(":"))]
+        if not 4 <= len(fields) <= 5:
+            raise ConfigError(path, section, key, value,
+                              f"{entry!r} is not ip;port;needToRegister;priority;gkid")
+        host, port, need, priority = fields[:4]
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ConfigError(path, section, key, value,
+                              f"{host!r} is not an IPv4 address") from None
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(path, section, key, value, f"port {port!r} is not 1-65535")
+        if need.lower() not in ("true", "false", "1", "0"):
+            raise ConfigError(path, section, key, value,
+                              f"needToRegister {need!r} is not true or false")
+        if not priority.isdigit() or int(priority) > 127:
+            raise ConfigError(path, section, key, value, f"priority {priority!r} is not 0-127")
+        gatekeeper_id = fields[4] if len(fields) == 5 and fields[4] else None
+        if gatekeeper_id is not None and len(gatekeeper_id) > 128:
+            raise ConfigError(path, section, key, value, "a gatekeeper id is 1-128 characters")
+        alternates.append(ras.AlternateGk((host, int(port)), need.lower() in ("true", "1"),
+                                          int(priority), gatekeeper_id))
+    return tuple(alternates)
+
+
 def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
     """Turn a read file into a :class:`Config`, or raise ConfigError
     (``enable_manhole``: the ``--manhole`` option, over ``[Manhole] Enable``)."""
@@ -161,6 +194,8 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
             values["status_port"] = _int(path, section, key, value, 0, 65535)
         elif lowered == "usemulticastlistener":
             values["use_multicast_listener"] = _bool(path, section, key, value)
+        elif lowered == "alternategks":
+            values["alternate_gatekeepers"] = parse_alternate_gks(path, section, key, value)
         else:
             warnings.append(unknown_key(path, section, key))
     main = MainSettings(**{**_fields(main), **values})

@@ -309,7 +309,8 @@ class GatekeeperService(service.MultiService):
             self.settings, config.ras_policy, self._router(config), config.rewrite_e164,
             hold_delay=max(config.virtual_queues.request_timeout,
                            config.neighbors.features.longest_wait) + 2,
-            neighbors=config.neighbors))
+            neighbors=config.neighbors,
+            alternate_gatekeepers=config.main.alternate_gatekeepers))
         main = config.main
         # New sessions follow a reload (as GnuGk); logged-in ones keep theirs.
         self.status.reconfigure(StatusSettings(config.status_auth, config.status_filtering,

@@ -63,7 +63,8 @@ class FakeEndpoint:
                  signal_address: Address = ("127.0.0.1", 1720),
                  ras_address: Address = ("127.0.0.1", 1719),
                  gatekeeper_id: str | None = None, time_to_live: int | None = None,
-                 endpoint_type: str = "terminal", prefixes: tuple[str, ...] = ()) -> None:
+                 endpoint_type: str = "terminal", prefixes: tuple[str, ...] = (),
+                 supports_alt_gk: bool = False) -> None:
         self.aliases = tuple(a if isinstance(a, Alias) else ras.parse_alias(a) for a in aliases)
         self.signal_address = signal_address
         self.ras_address = ras_address
@@ -79,6 +80,11 @@ class FakeEndpoint:
         self._crv = 100
         self._arq_seq: dict[int, bytes] = {}     # ARQ sequence number -> call id
         self.callee: CalleeFactory | None = None
+        #: Say supportsAltGK in GRQ/RRQ; the alternates the gatekeeper named
+        #: (GCF, RCF, URQ) are kept in ``alternates`` as (ras address, need
+        #: to register, priority, gatekeeper id), best priority first.
+        self.supports_alt_gk = supports_alt_gk
+        self.alternates: list[tuple[Address, bool, int, str | None]] = []
 
     # -- requests ---------------------------------------------------------
 
@@ -103,6 +109,8 @@ class FakeEndpoint:
             fields["gatekeeperIdentifier"] = self.gatekeeper_id
         if self.aliases:
             fields["endpointAlias"] = ras.aliases_to_asn(self.aliases)
+        if self.supports_alt_gk:
+            fields["supportsAltGK"] = None
         return ("gatekeeperRequest", fields)
 
     def grq(self) -> bytes:
@@ -123,6 +131,8 @@ class FakeEndpoint:
                 fields["gatekeeperIdentifier"] = self.gatekeeper_id
             if self.time_to_live:
                 fields["timeToLive"] = self.time_to_live
+            if self.supports_alt_gk:
+                fields["supportsAltGK"] = None
             return ("registrationRequest", fields)
         fields = {
             "requestSeqNum": seq, "protocolIdentifier": ras.PROTOCOL_IDENTIFIER,
@@ -140,6 +150,8 @@ class FakeEndpoint:
             fields["timeToLive"] = self.time_to_live
         if keepalive and self.endpoint_id:
             fields["endpointIdentifier"] = self.endpoint_id
+        if self.supports_alt_gk:
+            fields["supportsAltGK"] = None
         return ("registrationRequest", fields)
 
     def rrq(self, keepalive: bool = False, lightweight: bool = False,
@@ -286,6 +298,9 @@ class FakeEndpoint:
         pdu = ras.parse(data)
         self.answers.append(pdu)
         value = pdu.raw
+        if pdu.kind in ("gatekeeperConfirm", "registrationConfirm") and \
+                "alternateGatekeeper" in value:
+            self._keep_alternates(value["alternateGatekeeper"])
         if pdu.kind == "gatekeeperConfirm" and not self.gatekeeper_id:
             self.gatekeeper_id = value.get("gatekeeperIdentifier")
         elif pdu.kind == "registrationConfirm":
@@ -304,12 +319,19 @@ class FakeEndpoint:
                     call.call_model = model[0] if isinstance(model, tuple) else None
         return pdu
 
+    def _keep_alternates(self, alternates: list) -> None:
+        found = [(ras.transport_from_asn(a["rasAddress"]), bool(a["needToRegister"]),
+                  int(a["priority"]), a.get("gatekeeperIdentifier")) for a in alternates]
+        self.alternates = sorted((a for a in found if a[0] is not None), key=lambda a: a[2])
+
     def answer(self, data: bytes) -> bytes | None:
         """Answer a request the gatekeeper sent (URQ, DRQ, IRQ) as a real endpoint would."""
         pdu = ras.parse(data)
         self.answers.append(pdu)
         if pdu.kind == "unregistrationRequest":
             self.endpoint_id = None
+            if "alternateGatekeeper" in pdu.raw:
+                self._keep_alternates(pdu.raw["alternateGatekeeper"])
             return codec.encode_ras(ras.ucf(pdu.seq))
         if pdu.kind == "disengageRequest":
             self.calls.pop(pdu.raw.get("callIdentifier", {}).get("guid", b""), None)

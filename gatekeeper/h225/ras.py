@@ -841,16 +841,39 @@ def _optional(fields: dict, name: str, value: Any) -> None:
         fields[name] = value
 
 
+class AlternateGk(NamedTuple):
+    """One alternate gatekeeper (H.225.0 AlternateGK), as ``[Gatekeeper::Main]
+    AlternateGKs`` names it: ``ip;port;needToRegister;priority;gkid``."""
+
+    ras_address: Address
+    need_to_register: bool = False
+    priority: int = 1                 # 0..127, lower is tried first
+    gatekeeper_id: str | None = None
+
+    def to_asn(self) -> dict:
+        fields: dict = {"rasAddress": transport_to_asn(self.ras_address),
+                        "needToRegister": self.need_to_register, "priority": self.priority}
+        _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        return fields
+
+
+def _alternates(fields: dict, alternates: Sequence[AlternateGk]) -> None:
+    if alternates:
+        fields["alternateGatekeeper"] = [alternate.to_asn() for alternate in alternates]
+
+
 class Gcf(NamedTuple):
     seq: int
     gatekeeper_id: str | None
     ras_address: Address
+    alternates: Sequence[AlternateGk] = ()
     kind = "gatekeeperConfirm"
 
     def to_asn(self) -> tuple:
         fields = {"requestSeqNum": self.seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
                   "rasAddress": transport_to_asn(self.ras_address)}
         _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        _alternates(fields, self.alternates)
         return (self.kind, fields)
 
 
@@ -876,6 +899,7 @@ class Rcf(NamedTuple):
     aliases: Sequence[Alias] | None = None
     time_to_live: int | None = None
     supports_additive: bool = False
+    alternates: Sequence[AlternateGk] = ()
     kind = "registrationConfirm"
 
     def to_asn(self) -> tuple:
@@ -893,6 +917,7 @@ class Rcf(NamedTuple):
         _optional(fields, "timeToLive", self.time_to_live)
         if self.supports_additive:
             fields["supportsAdditiveRegistration"] = None
+        _alternates(fields, self.alternates)
         return (self.kind, fields)
 
 
@@ -942,6 +967,7 @@ class Urq(NamedTuple):
     reason: str | None = None
     aliases: Sequence[Alias] | None = None
     value: Any = None
+    alternates: Sequence[AlternateGk] = ()
     kind = "unregistrationRequest"
 
     def to_asn(self) -> tuple:
@@ -955,6 +981,7 @@ class Urq(NamedTuple):
         _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
         if self.reason is not None:
             fields["reason"] = _reason(self.kind, self.reason, self.value)
+        _alternates(fields, self.alternates)
         return (self.kind, fields)
 
 

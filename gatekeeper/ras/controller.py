@@ -93,6 +93,9 @@ class RasConfig:
     #: [RasSrv::Neighbors], [Neighbor::NAME], [RasSrv::LRQFeatures]: who the
     #: neighbours are (incoming LRQs) and what the ``neighbor`` policy asks.
     neighbors: NeighborSettings = NeighborSettings()
+    #: [Gatekeeper::Main] AlternateGKs: in GCF and RCF when the request says
+    #: supportsAltGK, and in a URQ with reason maintenance.
+    alternate_gatekeepers: tuple[ras.AlternateGk, ...] = ()
 
 
 @dataclass(slots=True)
@@ -422,8 +425,8 @@ class RasController:
             return None
         if isinstance(decision, DiscoveryRefused):
             return self._to(ras.Grj(grq.seq, decision.reason, self.name), reply_to, source)
-        return self._to(ras.Gcf(grq.seq, self.name, self.local_ras_address(source)),
-                        reply_to, source)
+        return self._to(ras.Gcf(grq.seq, self.name, self.local_ras_address(source),
+                                self._alternates(grq.supports_alt_gk)), reply_to, source)
 
     # -- RRQ -------------------------------------------------------------
 
@@ -445,7 +448,13 @@ class RasController:
         endpoint = decision.endpoint
         return self._to(ras.Rcf(rrq.seq, endpoint.signal_addresses, endpoint.endpoint_id,
                                 self.name, endpoint.aliases, decision.time_to_live,
-                                supports_additive=True), reply_to, source)
+                                supports_additive=True,
+                                alternates=self._alternates(rrq.supports_alt_gk)),
+                        reply_to, source)
+
+    def _alternates(self, supported: bool) -> tuple[ras.AlternateGk, ...]:
+        """The alternate gatekeepers to name to an endpoint that supports them."""
+        return self.config.alternate_gatekeepers if supported else ()
 
     def _rrj(self, seq: int, decision: RegistrationRefused) -> Message:
         return ras.Rrj(seq, decision.reason, self.name, decision.duplicates or None)
@@ -458,10 +467,12 @@ class RasController:
             return self._to(self._rrj(rrq.seq, decision), reply_to, source)
         endpoint, ttl = decision.endpoint, decision.time_to_live
         with_aliases = bool(rrq.aliases)
-        if reply_to != source:   # [ReplyToRasAddress]: rare, no template
-            return Reply(ras.Rcf(rrq.seq, endpoint.signal_addresses, endpoint.endpoint_id,
-                                 self.name, endpoint.aliases if with_aliases else None, ttl,
-                                 supports_additive=True), reply_to)
+        alternates = self._alternates(rrq.supports_alt_gk)
+        if reply_to != source or alternates:   # [ReplyToRasAddress], AlternateGKs: no template
+            rcf = ras.Rcf(rrq.seq, endpoint.signal_addresses, endpoint.endpoint_id, self.name,
+                          endpoint.aliases if with_aliases else None, ttl,
+                          supports_additive=True, alternates=alternates)
+            return Reply(rcf, reply_to) if reply_to != source else rcf
         return Encoded(self.keepalive_replies.rcf(endpoint, rrq.seq, with_aliases, ttl, self.name))
 
     # -- URQ -------------------------------------------------------------
@@ -901,7 +912,9 @@ class RasController:
 
     def unregistration_requested(self, endpoint: Endpoint, reason: str) -> None:
         message = ras.Urq(self.next_seq(), endpoint.signal_addresses or (("0.0.0.0", 0),),
-                          endpoint.endpoint_id, self.name, reason)
+                          endpoint.endpoint_id, self.name, reason,
+                          alternates=(self.config.alternate_gatekeepers
+                                      if reason == "maintenance" else ()))
         self.request(message, endpoint.ras_address)
         self.bus.publish(ev.UnregistrationRequested(endpoint.ras_address, endpoint.endpoint_id,
                                                     reason))
