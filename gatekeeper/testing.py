@@ -960,6 +960,29 @@ class RasClient(DatagramProtocol):
         self.transport.write(data, self.gatekeeper)
         return waiter
 
+    def fail_over(self) -> Deferred:
+        """The gatekeeper stopped answering: register (full RRQ) with the
+        alternates it named (GCF/RCF alternateGatekeeper), best priority
+        first, as endpoints that support alternate gatekeepers do (H.225.0
+        7.2.5). Fires with the first RCF/RRJ; fails with TimeoutError if
+        none answers."""
+        return self._next_alternate(list(self.endpoint.alternates))
+
+    def _next_alternate(self, alternates: list) -> Deferred:
+        if not alternates:
+            return fail(TimeoutError("no alternate gatekeeper answered"))
+        address, _need_to_register, _priority, gatekeeper_id = alternates.pop(0)
+        self.gatekeeper = address
+        self.endpoint.endpoint_id = None
+        self.endpoint.gatekeeper_id = gatekeeper_id
+        answer = self.request(self.endpoint.rrq())
+
+        def next_one(failure: Failure) -> Deferred:
+            failure.trap(TimeoutError)
+            return self._next_alternate(alternates)
+
+        return answer.addErrback(next_one)
+
     def _timed_out(self, seq: int, data: bytes, retries: int) -> None:
         if seq not in self._waiting:
             return
