@@ -29,6 +29,7 @@ from gatekeeper.core.routing import RoutingSettings, parse_routing
 from gatekeeper.core.vqueue import VirtualQueueSettings, parse_virtual_queues
 from gatekeeper.h225 import ras
 from gatekeeper.manhole import ManholeSettings, parse_manhole
+from gatekeeper.ras.client import EndpointSettings, parse_endpoint
 from gatekeeper.ras.policy import RasPolicy, parse_lrq_features, parse_reply_to_ras_address
 from gatekeeper.signalling.makecall import MakeCallSettings, parse_make_call
 from gatekeeper.signalling.settings import RoutedModeSettings, parse_routed_mode
@@ -96,6 +97,8 @@ class Config:
     #: [RasSrv::Neighbors], [Neighbor::NAME] and the neighbour keys of
     #: [RasSrv::LRQFeatures] (gatekeeper.core.neighbors).
     neighbors: NeighborSettings = field(default_factory=NeighborSettings)
+    #: [Endpoint]: the parent gatekeeper we register at (gatekeeper.ras.client).
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     #: The file as read (what ``debug cfg`` shows and ``debug set`` edits).
     ini: IniFile = field(default_factory=lambda: IniFile("<defaults>", {}))
 
@@ -276,6 +279,8 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
     warnings += more
     virtual_queues, more = parse_virtual_queues(ini)
     warnings += more
+    endpoint, more = parse_endpoint(ini, main.name)
+    warnings += more
     if virtual_queues.configured and not routing.uses("vqueue"):
         warnings.append(f"{path}: [CTI::Agents] virtual queues are configured but no "
                         "[RoutingPolicy] chain has vqueue: calls to them are not queued")
@@ -291,7 +296,7 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
                   routing=routing,
                   rewrite_e164=parse_rewrite(ini), routed_mode=routed_mode, make_call=make_call,
                   virtual_queues=virtual_queues, ras_policy=ras_policy, neighbors=neighbors,
-                  ini=ini)
+                  endpoint=endpoint, ini=ini)
 
 
 def _fields(settings: MainSettings) -> dict[str, object]:
@@ -307,6 +312,7 @@ _KNOWN_SECTIONS = {
     "Manhole", "RasSrv::LRQFeatures", "ReplyToRasAddress", "CTI::MakeCall",
     "CallTable",   # AcctUpdateInterval only, read by accounting/settings.py
     "RasSrv::Neighbors",
+    "Endpoint",
 }
 #: Families of sections, by name prefix ([Neighbor::NAME]: parse_neighbors
 #: warns about one not listed in [RasSrv::Neighbors]).
