@@ -62,7 +62,8 @@ class GatekeeperControl:
                  edit_config: Callable[[IniFile], tuple[bool, str]],
                  reload: Callable[[str], object], shutdown: Callable[[], bool],
                  gatekeeper_name: Callable[[], str], start_time: Callable[[], float],
-                 make_calls: Callable[[], MakeCalls | None] = lambda: None) -> None:
+                 make_calls: Callable[[], MakeCalls | None] = lambda: None,
+                 parent_lines: Callable[[], list[str]] = lambda: ["not registered\t"]) -> None:
         self._registry = registry
         self._calls = calls
         self._terminator = terminator
@@ -75,6 +76,12 @@ class GatekeeperControl:
         self._name = gatekeeper_name
         self._start_time = start_time
         self._make_calls = make_calls
+        self._parent_lines = parent_lines
+
+    def parent_gatekeeper(self) -> list[str]:
+        """The ``GK`` command's lines: ``IP:PORT\\tENDPOINTID`` while
+        registered at a parent, else ``not registered\\tREASON``."""
+        return self._parent_lines()
 
     # -- registrations ---------------------------------------------------
 

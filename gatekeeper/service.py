@@ -24,8 +24,10 @@ from gatekeeper.core.vqueue import VirtualQueues
 from gatekeeper.accounting import Accounting
 from gatekeeper.manhole import gatekeeper_namespace, manhole_service
 from gatekeeper.events import AccountingLine, ConfigReloaded, EventBus
+from gatekeeper.ras.client import ParentClient, ParentPolicy
 from gatekeeper.ras.controller import RasConfig, RasController, RasSettings
-from gatekeeper.ras.protocol import DISCOVERY_PORT, DiscoveryProtocol, RasProtocol
+from gatekeeper.ras.protocol import (DISCOVERY_PORT, DiscoveryProtocol, RasProtocol,
+                                     local_ip_towards)
 from gatekeeper.status.protocol import StatusFactory, StatusSettings
 from gatekeeper.core.admission import SetupAdmission, SetupSettings
 from gatekeeper.signalling.makecall import MakeCalls
@@ -133,6 +135,11 @@ class GatekeeperService(service.MultiService):
         self.accounting = self._accounting(self.config)
         self.bus.subscribe(self.accounting)
         self.manhole = None
+        # [Endpoint]: our registration at a parent gatekeeper, on its own socket.
+        self.parent_client = ParentClient(self.config.endpoint, clock, self._parent_signal_address)
+        self.parent_policy = ParentPolicy(self.parent_client)
+        self.parent_server: internet.UDPServer | None = None
+        self.bus.subscribe(self.parent_client.observe)
         self._take(self.config)
         if listen.status_port:
             self.status_server = internet.TCPServer(listen.status_port, self.status,
@@ -187,7 +194,10 @@ class GatekeeperService(service.MultiService):
             reload=lambda source: self.reload(source), shutdown=lambda: self.shutdown(),
             gatekeeper_name=lambda: self.settings.gatekeeper_id,
             start_time=lambda: self.start_time,
-            make_calls=lambda: getattr(self, "make_calls", None))
+            make_calls=lambda: getattr(self, "make_calls", None),
+            parent_lines=lambda: (self.parent_client.gk_lines()
+                                  if self.parent_client.settings.configured
+                                  else ["not registered\t"]))
 
     def _accounting(self, config: Config) -> Accounting:
         return Accounting(config.acct, self.clock,
@@ -219,7 +229,34 @@ class GatekeeperService(service.MultiService):
     def _router(self, config: Config) -> Router:
         return build_router(config.routing, self.registry,
                             {"vqueue": self.virtual_queues.policy,
-                             "neighbor": self.controller.neighbor_policy})
+                             "neighbor": self.controller.neighbor_policy,
+                             "parent": self.parent_policy})
+
+    def _parent_signal_address(self) -> tuple[str, int]:
+        """The call signalling address our RRQ at the parent names: routed
+        mode's CallSignalPort.  In direct mode this gatekeeper takes no calls
+        itself; the RRQ names the client socket's host with port 1720 (an
+        RRQ must carry one), so a parent admitting a call to our prefixes
+        sends the caller there: use routed mode for calls into our zone."""
+        if self.settings.signal_address is not None:
+            return self.settings.signal_address
+        return (self.parent_client.ras_address[0], 1720)
+
+    def _apply_parent(self, config: Config) -> None:
+        """Start, stop or re-register the parent client for ``config``."""
+        endpoint = config.endpoint
+        if endpoint.configured and self.parent_server is None:
+            self.parent_client.settings = endpoint
+            host = self.listen.interface
+            if not host or host in ("0.0.0.0", "::"):
+                host = local_ip_towards(endpoint.parent[0])
+            self.parent_server = internet.UDPServer(0, self.parent_client, interface=host)
+            self.parent_server.setName("parent")
+            self.parent_server.setServiceParent(self)      # listens now if we are running
+        else:
+            self.parent_client.reconfigure(endpoint)
+        if endpoint.configured and self.running and self.parent_client.state == "stopped":
+            self.parent_client.start()
 
     #: Re-reads the configuration: returns (config, settings) or raises
     #: ConfigError. Set by tap.makeService when a file was given.
@@ -311,6 +348,8 @@ class GatekeeperService(service.MultiService):
                            config.neighbors.features.longest_wait) + 2,
             neighbors=config.neighbors,
             alternate_gatekeepers=config.main.alternate_gatekeepers))
+        if getattr(self, "parent_client", None) is not None:
+            self._apply_parent(config)
         main = config.main
         # New sessions follow a reload (as GnuGk); logged-in ones keep theirs.
         self.status.reconfigure(StatusSettings(config.status_auth, config.status_filtering,
@@ -400,6 +439,8 @@ class GatekeeperService(service.MultiService):
         self.add_permanent_endpoints()
         self._start_children()
         self.controller.start()
+        if self.config.endpoint.configured:
+            self.parent_client.start()
         self.accounting.on()      # GnuGk's accounting "on" event
         self.log.info("gatekeeper {name} serving RAS on {interface}:{port}",
                       name=self.settings.gatekeeper_id, interface=self.listen.interface or "*",
@@ -433,5 +474,6 @@ class GatekeeperService(service.MultiService):
         if self.signalling is not None:
             self.signalling.stop()
         self.controller.stop()
+        self.parent_client.stop()            # the URQ to the parent, before its socket closes
         stopped = super().stopService()
         return closed.addCallback(lambda _: stopped)

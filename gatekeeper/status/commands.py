@@ -368,8 +368,8 @@ def yell(factory, session, args):
 
 @command("GK", summary="show the parent gatekeeper")
 def gk(factory, session, args):
-    # This gatekeeper never registers with a parent: GnuGk's answer for that.
-    session.send_lines(["not registered\t", ";"])
+    # With no parent GnuGk prints "not registered\t" (gatekeeper/ras/client.py).
+    session.send_lines([*factory.control.parent_gatekeeper(), ";"])
 
 
 # -- control: unregister and disconnect ---------------------------------------
