@@ -330,3 +330,11 @@ def test_parent_policy_passes_when_not_registered_or_for_lrq():
 
 def test_gk_lines_without_parent_is_gnugk_text():
     assert gk_lines(None) == ["not registered\t"]
+
+
+def test_keepalive_follows_our_ttl_when_the_parent_grants_more():
+    client, transport, clock = make(time_to_live=8)
+    register(client, transport, ttl=60)
+    clock.advance(6.1)
+    [keepalive] = sent(transport)
+    assert keepalive.raw["keepAlive"] is True

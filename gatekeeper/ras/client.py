@@ -10,8 +10,9 @@ parent sees it), so it never touches the RAS controller.  Its lifecycle:
 - full RRQ (terminalType gateway or terminal, ``Prefix`` as supportedPrefixes,
   H323ID and E164 aliases, our RAS and call signalling addresses, timeToLive);
 - RCF: registered, endpoint id and the parent's TTL kept; a lightweight RRQ
-  (keepAlive, endpointIdentifier) is sent at 3/4 of the TTL (the margin is
-  NOT CONFIRMED in GnuGk's documentation; 3/4 leaves room for a retry);
+  (keepAlive, endpointIdentifier) is sent at 3/4 of the shorter of the
+  parent's TTL and our TimeToLive (the margin is NOT CONFIRMED in GnuGk's
+  documentation; 3/4 leaves room for a retry);
 - no answer: the request is sent again after ``RRQRetryInterval`` seconds,
   doubling each time up to 128 times the interval; a keepalive that is not
   answered makes the next attempt a full registration (the parent may have
@@ -456,7 +457,11 @@ class ParentClient(DatagramProtocol):
         self.reason = ""
         self.failures = 0
         self._cancel_next()
-        self._next = self.clock.callLater(max(1.0, self.granted_ttl * 0.75), self._keepalive)
+        # The sooner of the parent's TTL and the one we asked for: a parent
+        # that grants more (ours never grants under 60 s) still hears from us
+        # as often as TimeToLive says, so its restart is noticed that soon.
+        period = min(self.granted_ttl, self.settings.time_to_live)
+        self._next = self.clock.callLater(max(1.0, period * 0.75), self._keepalive)
 
     def _keepalive(self) -> None:
         self._next = None
