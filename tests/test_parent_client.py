@@ -338,3 +338,27 @@ def test_keepalive_follows_our_ttl_when_the_parent_grants_more():
     clock.advance(6.1)
     [keepalive] = sent(transport)
     assert keepalive.raw["keepAlive"] is True
+
+
+def test_reconfigure_with_new_settings_unregisters_and_registers_again():
+    client, transport, _ = make()
+    register(client, transport)
+    client.reconfigure(settings())                 # the same: nothing happens
+    assert sent(transport) == [] and client.registered
+    client.reconfigure(settings(prefixes=("8",)))
+    urq, grq = sent(transport)
+    assert (urq.kind, grq.kind) == ("unregistrationRequest", "gatekeeperRequest")
+    answer(client, ras.gcf(grq.seq, "ParentGK", PARENT))
+    [rrq] = sent(transport)
+    assert ras.supported_prefixes(rrq.raw["terminalType"]) == (ras.dialled_digits("8"),)
+
+
+def test_reconfigure_to_no_parent_unregisters_and_stays_stopped():
+    client, transport, clock = make()
+    register(client, transport)
+    client.reconfigure(settings(parent=None))
+    [urq] = sent(transport)
+    assert urq.kind == "unregistrationRequest"
+    clock.advance(600)
+    assert sent(transport) == []
+    assert client.state == "stopped"
