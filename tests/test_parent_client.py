@@ -12,6 +12,7 @@ from gatekeeper.h225 import codec, ras
 from gatekeeper.ras.client import (EndpointSettings, ParentClient, ParentPolicy, gk_lines,
                                    parse_endpoint)
 from gatekeeper.testing import FakeDatagramTransport
+from oracles import assert_no_malformed, requires_tshark, run_tshark, tshark_fields, write_udp_pcap
 
 PARENT = ("127.0.0.1", 2719)
 OURS = ("127.0.0.1", 40000)
@@ -362,3 +363,37 @@ def test_reconfigure_to_no_parent_unregisters_and_stays_stopped():
     clock.advance(600)
     assert sent(transport) == []
     assert client.state == "stopped"
+
+
+@requires_tshark
+def test_tshark_decodes_everything_the_client_sends_without_malformed(tmp_path):
+    client, transport, clock = make(e164=("5551",), gatekeeper_id="ParentGK")
+    client.start()
+    datagrams = [d for d, _ in transport.written]                      # GRQ
+    answer(client, ras.gcf(ras.parse(datagrams[0]).seq, "ParentGK", PARENT))
+    datagrams = [d for d, _ in transport.written]                      # + full RRQ
+    answer(client, ras.rcf(ras.parse(datagrams[-1]).seq, [PARENT], "EP-1", "ParentGK",
+                           time_to_live=60))
+    clock.advance(45)                                                  # keepalive
+    ParentPolicy(client).route(request(dest_signal_address=("10.2.2.2", 1720)))   # ARQ
+    arq = ras.parse(transport.written[-1][0])
+    answer(client, ras.acf(arq.seq, 1280, ("10.1.1.1", 1720)))
+    cdr = ev.CallDetailRecord.__new__(ev.CallDetailRecord)
+    object.__setattr__(cdr, "call_id", b"C" * 16)
+    client.observe(cdr)                                                # DRQ
+    answer(client, ras.irq(55))                                        # IRR
+    client.stop()                                                      # URQ
+    datagrams = [d for d, _ in transport.written]
+    kinds = [ras.parse(d).kind for d in datagrams]
+    assert kinds == ["gatekeeperRequest", "registrationRequest", "registrationRequest",
+                     "admissionRequest", "disengageRequest", "infoRequestResponse",
+                     "unregistrationRequest"]
+    pcap = write_udp_pcap(tmp_path / "client.pcap", datagrams)    # to port 1719: RAS
+    assert_no_malformed(run_tshark(pcap))
+    rows = tshark_fields(pcap, ["h225.requestSeqNum", "h225.endpointIdentifier",
+                                "h225.dialledDigits"])
+    assert [r["h225.requestSeqNum"] for r in rows] == [[str(ras.parse(d).seq)]
+                                                        for d in datagrams]
+    assert rows[2]["h225.endpointIdentifier"] == ["EP-1"]          # the keepalive
+    assert rows[3]["h225.endpointIdentifier"] == ["EP-1"]          # the ARQ
+    assert "5551" in rows[1]["h225.dialledDigits"]                 # the full RRQ's E164
