@@ -61,10 +61,6 @@ MAX_BACKOFF = 128
 DEFAULT_VENDOR = {"vendor": {"t35CountryCode": 181, "t35Extension": 0, "manufacturerCode": 18},
                   "productId": b"gatekeeper", "versionId": b"1"}
 
-_ACCEPTED_ONLY = ("unregisteronreload", "usealternategk", "vendor", "rewritee164",
-                  "endpointidentifier")
-
-
 @dataclass(frozen=True, slots=True)
 class EndpointSettings:
     """``[Endpoint]``: where our parent is and how we register there."""
@@ -283,9 +279,11 @@ class ParentClient(DatagramProtocol):
         return self._seq
 
     def _send(self, message_for_seq: Callable[[int], tuple], kind: str,
-              timeout: float | None = -1.0) -> int:
+              timeout: float | None | str = "retry") -> int:
+        """Send one request; ``timeout``: seconds to wait for its answer,
+        ``"retry"`` for the current retry delay, None for no timer."""
         seq = self._next_seq()
-        if timeout == -1.0:
+        if timeout == "retry":
             timeout = self.retry_delay()
         timer = None
         if timeout is not None:
