@@ -9,7 +9,10 @@ Starts, in one run:
   Python process answering datagrams does on this machine, same run;
 * GK1 and GK2: two real ``twistd -n gatekeeper`` processes (through
   bench/_gkrun.py), direct mode, each the other's neighbour
-  ([RasSrv::Neighbors] GnuGk type, SendPrefixes=*, NeighborTimeout=2).
+  ([RasSrv::Neighbors] GnuGk type, SendPrefixes=*, NeighborTimeout=2),
+  accounting off (an empty [Gatekeeper::Acct]: the embedded FileAcct
+  fsyncs one CDR per DRQ, which made the disk, not the gatekeeper, the limit
+  of the ARQ+DRQ phases: ~2,200 pairs/s with GK1 at ~70% of a core).
 
 Endpoints registered over RAS: ``--callers`` callers on GK1 (1000...,
 each on its own UDP socket), as many local callees on GK1 (1100...) and
@@ -25,6 +28,8 @@ a2. the real thing: ARQ at GK1 for an alias registered at GK2 (GK1 sends its
     LRQ to GK2, waits for the LCF, answers ACF), each followed by its DRQ
     (DCF) so that the call table stays flat: ARQ+DRQ pairs/s; and the same
     pairs for a local callee, for comparison;
+    GK1 answers each ARQ that waits for a neighbour with RequestInProgress
+    first (counted in the 'kinds' line); the generator keeps waiting;
 b.  ARQ -> ACF latency p50/p99 at a moderate, paced load (``--rate`` ARQs/s,
     open loop), local callee and neighbour's callee in alternating slices
     of the same run (so the machine's noise hits both), the echo latency at
