@@ -80,8 +80,10 @@ Choices made where GnuGk's documentation is silent (NOT CONFIRMED points):
   destinationInfo reduced to the matching alias.  Loops beyond that are cut
   by :class:`RecentLrqs`: the same (replyAddress, requestSeqNum,
   destination) is forwarded once within the longest wait.
-- A Host that is a name (not an IP) is kept as the name; resolving it is the
-  sender's business.  A neighbour without Host is left out with a warning.
+- A Host that is a name (not an IP) parses here, but
+  :func:`refuse_host_names` (called by :mod:`gatekeeper.config`) refuses it:
+  the RAS controller sends to IP addresses only and never resolves names.
+  A neighbour without Host is left out with a warning.
 - SendAliases entries are exact aliases or digit ranges ``2000-2010`` (both
   ends the same length).  SendIPs is accepted with a warning (IP-dialled LRQs
   are not sent).

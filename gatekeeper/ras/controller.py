@@ -14,6 +14,11 @@ sends when the core decides something (URQ, DRQ, IRQ: this object is the
 core's notifier), sent through the ``send`` callable the protocol attaches
 and retransmitted until the endpoint answers.  The core publishes the
 confirm and reject events.
+
+Neighbour gatekeepers (:mod:`gatekeeper.core.neighbors`): the controller is
+the ``neighbor`` policy's ILocationSender (:meth:`RasController.send_lrq`:
+one LRQ, no retransmission, answers matched by seq and IP), and answers,
+refuses or forwards the LRQs neighbours send (:meth:`RasController.on_lrq`).
 """
 
 from __future__ import annotations
