@@ -29,7 +29,7 @@ from gatekeeper.ras.controller import RasConfig, RasController, RasSettings
 from gatekeeper.ras.protocol import (DISCOVERY_PORT, DiscoveryProtocol, RasProtocol,
                                      local_ip_towards)
 from gatekeeper.status.protocol import StatusFactory, StatusSettings
-from gatekeeper.core.admission import SetupAdmission, SetupSettings
+from gatekeeper.core.admission import SetupAdmission
 from gatekeeper.signalling.makecall import MakeCalls
 from gatekeeper.signalling.relay import SignallingServer, setup_settings, signalling_settings
 
@@ -167,18 +167,13 @@ class GatekeeperService(service.MultiService):
 
     def _signalling(self, connector: IReactorTCP) -> SignallingServer:
         """Routed mode: Setups matched to their calls, a relay per call."""
-        admission = SetupAdmission(self.controller.admission, self._setup_settings(self.config),
+        admission = SetupAdmission(self.controller.admission, setup_settings(self.config.routed_mode),
                                    is_neighbour=self._is_neighbour_ip)
         server = SignallingServer(admission, self.clock, connector,
                                   signalling_settings(self.config.routed_mode),
                                   bind_address=self.listen.interface or None)
         self.bus.subscribe(server)
         return server
-
-    @staticmethod
-    def _setup_settings(config: Config) -> SetupSettings:
-        return replace(setup_settings(config.routed_mode),
-                       accept_neighbors_calls=config.routed_mode.accept_neighbors_calls)
 
     def _is_neighbour_ip(self, ip: str) -> bool:
         """Whether a Setup from ``ip`` comes from a neighbour's zone."""
@@ -246,7 +241,7 @@ class GatekeeperService(service.MultiService):
         """Start, stop or re-register the parent client for ``config``."""
         endpoint = config.endpoint
         if endpoint.configured and self.parent_server is None:
-            self.parent_client.settings = endpoint
+            self.parent_client.reconfigure(endpoint)      # stopped: takes them, sends nothing
             host = self.listen.interface
             if not host or host in ("0.0.0.0", "::"):
                 host = local_ip_towards(endpoint.parent[0])
@@ -356,7 +351,7 @@ class GatekeeperService(service.MultiService):
                                                main.status_trace_level, main.max_status_clients))
         if getattr(self, "signalling", None) is not None:
             self.signalling.reconfigure(signalling_settings(config.routed_mode))
-            self.signalling.admission.reconfigure(self._setup_settings(config))
+            self.signalling.admission.reconfigure(setup_settings(config.routed_mode))
         if getattr(self, "make_calls", None) is not None:
             self.make_calls.reconfigure(config.make_call)
         self._apply_manhole(config)

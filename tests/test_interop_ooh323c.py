@@ -336,6 +336,24 @@ def test_endpoints_restarted_on_the_same_ports_are_served_afresh(lab):
 # --- gatekeeper-routed mode -------------------------------------------------
 
 
+def _routed_cdr_after_clearing(lab, alice: Endpoint, bob: Endpoint, call_id: str) -> list[str]:
+    """alice (talking 2 s) clears the call with bob: both report it, the one
+    CDR in cdr.log is the CDR event line, for ``call_id``, connected (the
+    connect time is the Connect the gatekeeper relayed); its fields."""
+    cdr_event = lab.events.wait_for("CDR|", timeout=15)
+    assert "OO_REASON_LOCAL_CLEARED" in alice.wait_for_output("onCallCleared")
+    assert "OO_REASON_REMOTE_CLEARED" in bob.wait_for_output("onCallCleared")
+    assert alice.wait_exit() == 0
+    assert wait_until(lambda: len(lab.cdr_lines()) == 1), lab.cdr_lines()
+    [cdr] = lab.cdr_lines()
+    assert cdr == cdr_event
+    fields = cdr.rstrip(";").split("|")
+    assert fields[2] == call_id.replace("-", " ")
+    assert 1 <= int(fields[3]) <= 5                 # 2 s of talk
+    assert fields[4] != "unconnected"
+    return fields
+
+
 def test_routed_call_between_ooh323c_endpoints_passes_through_the_gatekeeper(routed_lab):
     lab = routed_lab
     bob = lab.bob(exit_after=10)
@@ -363,18 +381,7 @@ def test_routed_call_between_ooh323c_endpoints_passes_through_the_gatekeeper(rou
     assert any(line.startswith("Current Calls: 1 ") and line.endswith("Proxied: 1")
                for line in lab.commands.command("s")), "statistics count it as proxied"
 
-    cdr_event = lab.events.wait_for("CDR|", timeout=15)
-    assert "OO_REASON_LOCAL_CLEARED" in alice.wait_for_output("onCallCleared")
-    assert "OO_REASON_REMOTE_CLEARED" in bob.wait_for_output("onCallCleared")
-    assert alice.wait_exit() == 0
-    assert wait_until(lambda: len(lab.cdr_lines()) == 1), lab.cdr_lines()
-    [cdr] = lab.cdr_lines()
-    assert cdr == cdr_event
-    fields = cdr.rstrip(";").split("|")
-    assert fields[2] == call_id.replace("-", " ")
-    # The connect time is the Connect the gatekeeper relayed: 2 s of talk.
-    assert 1 <= int(fields[3]) <= 5
-    assert fields[4] != "unconnected"
+    fields = _routed_cdr_after_clearing(lab, alice, bob, call_id)
     assert fields[6:10] == [alice.signal_address, alice_id, bob.signal_address, bob_id]
     # Only one CDR although both endpoints also sent DRQ after ReleaseComplete.
     time.sleep(0.5)
@@ -577,17 +584,7 @@ def test_unregistered_ooh323c_caller_is_routed_through_the_gatekeeper(tmp_path, 
         assert lab.events.matching("ACF|", contains="|false|") == []
         assert lab.events.matching("ARQ|") == [] and lab.events.matching("ARJ|") == []
 
-        cdr_event = lab.events.wait_for("CDR|", timeout=15)
-        assert "OO_REASON_LOCAL_CLEARED" in alice.wait_for_output("onCallCleared")
-        assert "OO_REASON_REMOTE_CLEARED" in bob.wait_for_output("onCallCleared")
-        assert alice.wait_exit() == 0
-        assert wait_until(lambda: len(lab.cdr_lines()) == 1), lab.cdr_lines()
-        [cdr] = lab.cdr_lines()
-        assert cdr == cdr_event
-        fields = cdr.rstrip(";").split("|")
-        assert fields[2] == call_id.replace("-", " ")
-        assert 1 <= int(fields[3]) <= 5                 # connected: 2 s of talk
-        assert fields[4] != "unconnected"               # the connect time
+        fields = _routed_cdr_after_clearing(lab, alice, bob, call_id)
         # no caller endpoint id; the caller's address is alice's own
         assert fields[6:10] == [alice_address, "", bob.signal_address, bob_id]
         assert fields[10] == "2002:dialedDigits"

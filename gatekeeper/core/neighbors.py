@@ -391,6 +391,17 @@ def _forward_lrq(path: str, section: str, key: str, value: str) -> str:
     return lowered
 
 
+#: The forwarding keys, read the same way in [RasSrv::LRQFeatures] (the
+#: defaults) and in each [Neighbor::NAME] (its own): key -> (field, parser).
+_FORWARDING_KEYS = {
+    "forwardhopcount": ("forward_hop_count",
+                        lambda path, section, key, value: as_int(path, section, key, value, 0, 255)),
+    "acceptforwardedlrq": ("accept_forwarded_lrq", as_bool),
+    "forwardresponse": ("forward_response", as_bool),
+    "forwardlrq": ("forward_lrq", _forward_lrq),
+}
+
+
 def parse_lrq_features(ini: IniFile) -> tuple[LrqFeatures, list[str]]:
     """The neighbour keys of ``[RasSrv::LRQFeatures]``."""
     values: dict[str, object] = {}
@@ -402,14 +413,9 @@ def parse_lrq_features(ini: IniFile) -> tuple[LrqFeatures, list[str]]:
             values["neighbor_timeout"] = as_int(path, LRQ_FEATURES, key, value, 1, 3600)
         elif lowered == "sendretries":
             values["send_retries"] = as_int(path, LRQ_FEATURES, key, value, 0, 100)
-        elif lowered == "forwardhopcount":
-            values["forward_hop_count"] = as_int(path, LRQ_FEATURES, key, value, 0, 255)
-        elif lowered == "acceptforwardedlrq":
-            values["accept_forwarded_lrq"] = as_bool(path, LRQ_FEATURES, key, value)
-        elif lowered == "forwardresponse":
-            values["forward_response"] = as_bool(path, LRQ_FEATURES, key, value)
-        elif lowered == "forwardlrq":
-            values["forward_lrq"] = _forward_lrq(path, LRQ_FEATURES, key, value)
+        elif lowered in _FORWARDING_KEYS:
+            name, parse = _FORWARDING_KEYS[lowered]
+            values[name] = parse(path, LRQ_FEATURES, key, value)
         elif lowered == "acceptnonneighborlcf":
             values["accept_non_neighbor_lcf"] = as_bool(path, LRQ_FEATURES, key, value)
         elif lowered == "sendrip":
@@ -463,14 +469,9 @@ def _parse_profile(ini: IniFile, name: str, type_: str, features: LrqFeatures,
             values["send_aliases"] = parse_send_aliases(path, section, key, value)
         elif lowered == "acceptprefixes":
             values["accept_prefixes"] = parse_prefixes(path, section, key, value)
-        elif lowered == "forwardhopcount":
-            values["forward_hop_count"] = as_int(path, section, key, value, 0, 255)
-        elif lowered == "acceptforwardedlrq":
-            values["accept_forwarded_lrq"] = as_bool(path, section, key, value)
-        elif lowered == "forwardresponse":
-            values["forward_response"] = as_bool(path, section, key, value)
-        elif lowered == "forwardlrq":
-            values["forward_lrq"] = _forward_lrq(path, section, key, value)
+        elif lowered in _FORWARDING_KEYS:
+            name, parse = _FORWARDING_KEYS[lowered]
+            values[name] = parse(path, section, key, value)
         elif lowered == "pingalias":
             values["ping_alias"] = value.strip() or None
         elif lowered in _NOT_SUPPORTED:

@@ -94,6 +94,14 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.replace(";", ",").split(",") if p.strip())
 
 
+def _digit_list(path: str, key: str, value: str, allowed: str, why: str) -> tuple[str, ...]:
+    """A list of numbers made of ``allowed`` characters only, else ConfigError(``why``)."""
+    items = _list(value)
+    if any(not set(item) <= set(allowed) for item in items):
+        raise ConfigError(path, SECTION, key, value, why)
+    return items
+
+
 def _parent(path: str, key: str, value: str, warnings: list[str]) -> Address | None:
     lowered = value.strip().lower()
     if lowered in ("", "no", "0", "false"):
@@ -131,21 +139,15 @@ def parse_endpoint(ini: IniFile, default_name: str = "GnuGk"
         elif lowered == "h323id":
             values["h323_ids"] = _list(value)
         elif lowered == "e164":
-            numbers = _list(value)
-            for number in numbers:
-                if not all(c in "0123456789#*," for c in number):
-                    raise ConfigError(path, SECTION, key, value, "not a dialled digits alias")
-            values["e164"] = numbers
+            values["e164"] = _digit_list(path, key, value, "0123456789#*,",
+                                         "not a dialled digits alias")
         elif lowered == "password":
             values["password"] = value
             warnings.append(f"{path}: [{SECTION}] {key}: accepted, but no H.235 tokens are "
                             "sent to the parent yet")
         elif lowered == "prefix":
-            prefixes = _list(value)
-            for prefix in prefixes:
-                if not all(c in "0123456789#*" for c in prefix):
-                    raise ConfigError(path, SECTION, key, value, "a prefix is digits, # or *")
-            values["prefixes"] = prefixes
+            values["prefixes"] = _digit_list(path, key, value, "0123456789#*",
+                                             "a prefix is digits, # or *")
         elif lowered == "timetolive":
             values["time_to_live"] = as_int(path, SECTION, key, value, 1, 86400)
         elif lowered == "rrqretryinterval":

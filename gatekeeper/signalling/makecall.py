@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
-from twisted.internet.protocol import ClientFactory
 from twisted.logger import Logger
 
 from gatekeeper import events as ev
@@ -35,7 +34,7 @@ from gatekeeper.h225 import callsignal, q931, ras
 from gatekeeper.h225.callsignal import SignalMessage
 from gatekeeper.h225.ras import Address, Alias, aliases_to_asn, new_guid
 from gatekeeper.ratelimit import RateLimitedLog
-from gatekeeper.signalling.protocol import SignallingProtocol
+from gatekeeper.signalling.protocol import OutboundLegFactory, SignallingProtocol
 
 SECTION = "CTI::MakeCall"
 
@@ -174,22 +173,6 @@ class MakeCalls:
             call.finish(q931.CAUSE_NORMAL_UNSPECIFIED, release=True)
 
 
-class _LegFactory(ClientFactory):
-    noisy = False
-
-    def __init__(self, call: PseudoCall) -> None:
-        self.call = call
-
-    def buildProtocol(self, addr: Any) -> SignallingProtocol:
-        leg = SignallingProtocol(self.call, outbound=True)
-        leg.factory = self
-        self.call.leg = leg
-        return leg
-
-    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
-        self.call.unreachable(reason.getErrorMessage())
-
-
 class PseudoCall:
     """The pseudo endpoint's call to SOURCE: Setup, wait for Connect, then
     Facility callForwarded to DESTINATION, and SOURCE's release."""
@@ -219,10 +202,14 @@ class PseudoCall:
                         q931.CAUSE_NO_USER_RESPONDING)
         try:
             self._connector = self.owner.connector.connectTCP(
-                self.target[0], self.target[1], _LegFactory(self),
+                self.target[0], self.target[1],
+                OutboundLegFactory(self, self._attach, self.unreachable),
                 timeout=settings.connect_timeout, bindAddress=bind)
         except Exception as error:      # an address the reactor refuses
             self.unreachable(str(error))
+
+    def _attach(self, leg: SignallingProtocol) -> None:
+        self.leg = leg
 
     # -- timers ----------------------------------------------------------
 

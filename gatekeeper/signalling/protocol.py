@@ -14,10 +14,11 @@ while paused, the leg is dropped instead of buffering without end.
 
 from __future__ import annotations
 
+from typing import Any, Callable
 from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -158,3 +159,27 @@ class SignallingProtocol(Protocol):
         self.owner.leg_broken(self, what, reason)
         self.close()
 
+
+
+class OutboundLegFactory(ClientFactory):
+    """Opens one leg the gatekeeper originates: the leg reports to ``owner``,
+    ``attach`` is given it as soon as it is built, ``failed`` is told why the
+    connection could not be made."""
+
+    noisy = False
+
+    def __init__(self, owner: LegOwner, attach: Callable[[SignallingProtocol], None],
+                 failed: Callable[[str], None], keepalive: bool = False) -> None:
+        self.owner = owner
+        self.attach = attach
+        self.failed = failed
+        self.keepalive = keepalive
+
+    def buildProtocol(self, addr: Any) -> SignallingProtocol:
+        leg = SignallingProtocol(self.owner, outbound=True, keepalive=self.keepalive)
+        leg.factory = self
+        self.attach(leg)
+        return leg
+
+    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
+        self.failed(reason.getErrorMessage())

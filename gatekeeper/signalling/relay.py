@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
-from twisted.internet.protocol import ClientFactory, ServerFactory
+from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
 from gatekeeper import events as ev
@@ -43,7 +43,7 @@ from gatekeeper.h225.q931 import CalledPartyNumber
 from gatekeeper.h225.ras import Address, Alias, aliases_from_asn, aliases_to_asn, dialled_digits
 from gatekeeper.ratelimit import RateLimitedLog
 from gatekeeper.signalling.h245 import H245Relay
-from gatekeeper.signalling.protocol import SignallingProtocol
+from gatekeeper.signalling.protocol import OutboundLegFactory, SignallingProtocol
 from gatekeeper.signalling.settings import RoutedModeSettings
 
 
@@ -72,7 +72,8 @@ def signalling_settings(routed_mode: RoutedModeSettings) -> SignallingSettings:
 
 def setup_settings(routed_mode: RoutedModeSettings) -> SetupSettings:
     """Setup admission's settings from ``[RoutedMode]``."""
-    return SetupSettings(accept_unregistered=routed_mode.accept_unregistered_calls)
+    return SetupSettings(accept_unregistered=routed_mode.accept_unregistered_calls,
+                         accept_neighbors_calls=routed_mode.accept_neighbors_calls)
 
 
 #: Messages from the callee that answer the caller's Setup.
@@ -364,25 +365,6 @@ def setup_request(message: SignalMessage, peer: Address | None,
         source_signal_address=message.address("sourceCallSignalAddress"), local=local)
 
 
-class _CalleeFactory(ClientFactory):
-    """Opens the callee's leg of one relay."""
-
-    noisy = False
-
-    def __init__(self, relay: CallRelay) -> None:
-        self.relay = relay
-
-    def buildProtocol(self, addr: Any) -> SignallingProtocol:
-        leg = SignallingProtocol(self.relay, outbound=True,
-                                 keepalive=self.relay.server.settings.tcp_keepalive)
-        leg.factory = self
-        self.relay.callee_leg = leg
-        return leg
-
-    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
-        self.relay.callee_unreachable(reason.getErrorMessage())
-
-
 class CallRelay:
     """One routed call: the caller's leg and the callee's leg."""
 
@@ -428,10 +410,15 @@ class CallRelay:
             self._proceeding_to_caller()
         try:
             self._connector = self.server.connector.connectTCP(
-                host, port, _CalleeFactory(self), timeout=settings.connect_timeout,
+                host, port, OutboundLegFactory(self, self._attach_callee, self.callee_unreachable,
+                                               settings.tcp_keepalive),
+                timeout=settings.connect_timeout,
                 bindAddress=bind)
         except Exception as error:     # an address the reactor refuses (bad family, ...)
             self.callee_unreachable(str(error))
+
+    def _attach_callee(self, leg: SignallingProtocol) -> None:
+        self.callee_leg = leg
 
     # -- timers ----------------------------------------------------------
 
