@@ -46,6 +46,10 @@ class CallCounters:
     total_routed: int
     peak: int
     peak_time: float | None
+    from_neighbor: int = 0      # current calls from a neighbour's zone
+    from_parent: int = 0        # current calls from the parent's zone
+    total_from_neighbor: int = 0
+    total_from_parent: int = 0
 
 
 #: Names of the parties of a call a transfer may name.
@@ -155,7 +159,10 @@ class GatekeeperControl:
         return CallCounters(len(current), sum(1 for c in current if c.connected),
                             sum(1 for c in current if c.routed), calls.total,
                             calls.total_connected, calls.total_routed, calls.peak,
-                            calls.peak_time)
+                            calls.peak_time,
+                            sum(1 for c in current if c.zone == "neighbor"),
+                            sum(1 for c in current if c.zone == "parent"),
+                            calls.total_from["neighbor"], calls.total_from["parent"])
 
     def reset_call_counters(self) -> None:
         self._calls.reset_counters()

@@ -168,7 +168,8 @@ class GatekeeperService(service.MultiService):
     def _signalling(self, connector: IReactorTCP) -> SignallingServer:
         """Routed mode: Setups matched to their calls, a relay per call."""
         admission = SetupAdmission(self.controller.admission, setup_settings(self.config.routed_mode),
-                                   is_neighbour=self._is_neighbour_ip)
+                                   is_neighbour=self._is_neighbour_ip,
+                                   is_parent=self._is_parent_ip)
         server = SignallingServer(admission, self.clock, connector,
                                   signalling_settings(self.config.routed_mode),
                                   bind_address=self.listen.interface or None)
@@ -178,6 +179,11 @@ class GatekeeperService(service.MultiService):
     def _is_neighbour_ip(self, ip: str) -> bool:
         """Whether a Setup from ``ip`` comes from a neighbour's zone."""
         return self.controller.config.neighbors.sender_of(ip) is not None
+
+    def _is_parent_ip(self, ip: str) -> bool:
+        """Whether a Setup from ``ip`` comes from the parent's zone."""
+        parent = self.parent_client.settings.parent
+        return parent is not None and parent[0] == ip
 
     def _control(self) -> GatekeeperControl:
         """The status port's narrow view of the gatekeeper."""

@@ -573,14 +573,18 @@ class SetupAdmission:
     :meth:`Admission.admit_unregistered`: the routing chain (``OnSetup``
     chains and virtual queues included) on a request with no caller
     endpoint.  A Setup with no such call from a neighbour gatekeeper's IP
-    (``is_neighbour``) is a call from another zone: with
-    ``AcceptNeighborsCalls`` (the default) it is routed the same way.
+    (``is_neighbour``) or from the parent gatekeeper's (``is_parent``) is a
+    call from another zone: with ``AcceptNeighborsCalls`` (the default) it
+    is routed the same way, and counts as "From Neighbor" / "From Parent"
+    in the call statistics.
     """
 
     def __init__(self, admission: Admission, settings: SetupSettings = SetupSettings(),
-                 is_neighbour: Callable[[str], bool] | None = None) -> None:
+                 is_neighbour: Callable[[str], bool] | None = None,
+                 is_parent: Callable[[str], bool] | None = None) -> None:
         self.admission = admission
         self.is_neighbour = is_neighbour or (lambda ip: False)
+        self.is_parent = is_parent or (lambda ip: False)
         self.calls = admission.calls
         self.registry = admission.registry
         self.bus = admission.bus
@@ -596,10 +600,11 @@ class SetupAdmission:
     def on_setup(self, request: SetupRequest) -> SetupDecision:
         call = self.calls.find_call_id(request.call_id)
         if call is None:
+            zone = self._zone(request.source[0])
+            if zone and self.settings.accept_neighbors_calls:
+                self.admission.stats[f"Setup from {zone}"] += 1
+                return self._unregistered(request, zone=zone)
             if self.settings.accept_unregistered:
-                return self._unregistered(request)
-            if self.settings.accept_neighbors_calls and self.is_neighbour(request.source[0]):
-                self.admission.stats["Setup from neighbour"] += 1
                 return self._unregistered(request)
             return SetupRejected(q931.CAUSE_NORMAL_UNSPECIFIED, "callerNotRegistered")
         if call.number in self._relayed:
@@ -621,7 +626,17 @@ class SetupAdmission:
         not registered, whatever AcceptUnregisteredCalls says."""
         return self._unregistered(request, origin)
 
-    def _unregistered(self, request: SetupRequest, origin: str = "Setup") -> SetupDecision:
+    def _zone(self, ip: str) -> str:
+        """``"neighbor"`` or ``"parent"`` when ``ip`` is another zone's
+        gatekeeper, else ``""``."""
+        if self.is_neighbour(ip):
+            return "neighbor"
+        if self.is_parent(ip):
+            return "parent"
+        return ""
+
+    def _unregistered(self, request: SetupRequest, origin: str = "Setup",
+                      zone: str = "") -> SetupDecision:
         own = {self.admission.settings.signal_address, request.local}
         dest = request.dest_signal_address
         if dest in own:
@@ -638,11 +653,11 @@ class SetupAdmission:
         if isinstance(decision, AdmissionHeld):
             if decision.decision is None:
                 return SetupRejected(q931.CAUSE_CALL_REJECTED, "destinationRejection")
-            return SetupHeld(decision.decision.addCallback(self._decided, request))
-        return self._decided(decision, request)
+            return SetupHeld(decision.decision.addCallback(self._decided, request, zone))
+        return self._decided(decision, request, zone)
 
     def _decided(self, decision: Admitted | AdmissionRefused | None,
-                 request: SetupRequest) -> SetupAdmitted | SetupRejected:
+                 request: SetupRequest, zone: str = "") -> SetupAdmitted | SetupRejected:
         if isinstance(decision, AdmissionRefused):
             return refusal_release(decision.reason)
         if decision is None:
@@ -652,6 +667,8 @@ class SetupAdmission:
             self.admission.end_call(call, str(q931.CAUSE_NO_ROUTE_TO_DESTINATION))
             return SetupRejected(q931.CAUSE_NO_ROUTE_TO_DESTINATION, "unreachableDestination")
         self._relayed.add(call.number)
+        if zone:
+            self.calls.from_zone(call, zone)
         return SetupAdmitted(call, call.callee_signal_address, call.destination_info)
 
     def _from_caller(self, call: Call, source: Address) -> bool:

@@ -30,6 +30,9 @@ class Call:
     answered: bool = False
     routed: bool = False
     alerting_time: float | None = None
+    #: "neighbor" or "parent" for a call whose Setup came from another zone's
+    #: gatekeeper (routed mode, no ARQ here), else "".
+    zone: str = ""
 
     @property
     def connected(self) -> bool:
@@ -79,6 +82,8 @@ class CallTable:
         self.total = 0
         self.total_connected = 0
         self.total_routed = 0               # calls signalled through the gatekeeper
+        #: calls that came from a neighbour's / the parent's zone, ever
+        self.total_from = {"neighbor": 0, "parent": 0}
         self.peak = 0                       # the most calls at once ...
         self.peak_time: float | None = None  # ... and when (None: since start)
 
@@ -178,11 +183,20 @@ class CallTable:
         call.answered = True
         self._party(endpoint_id, call.number)
 
+    def from_zone(self, call: Call, zone: str) -> None:
+        """The call came from another zone (``"neighbor"`` or ``"parent"``):
+        it counts as "From Neighbor" / "From Parent" from now on."""
+        if call.zone or zone not in self.total_from:
+            return
+        call.zone = zone
+        self.total_from[zone] += 1
+
     def reset_counters(self) -> None:
         """``ResetCallCounters``: totals to zero, the peak to the calls up now
         (the endpoints' own counters are not reset, as in GnuGk)."""
         self.total = 0
         self.total_connected = 0
+        self.total_from = {"neighbor": 0, "parent": 0}
         self.peak, self.peak_time = len(self._by_number), None
 
     def mark_connected(self, call: Call, now: float) -> None:

@@ -213,10 +213,12 @@ def statistics(factory, session, args):
         "Cached Endpoints: 0 Terminals: 0 Gateways: 0",
         "-- Call Statistics --",
         # the seed document's fields and single spaces, then 5.15's newer fields
-        f"Current Calls: {calls.current} Active: {calls.active} From Neighbor: 0 From Parent: 0 "
+        f"Current Calls: {calls.current} Active: {calls.active} "
+        f"From Neighbor: {calls.from_neighbor} From Parent: {calls.from_parent} "
         f"Proxied: {calls.proxied}",
-        f"Total Calls: {calls.total} Successful: {calls.connected} From Neighbor: 0 "
-        f"From Parent: 0 Proxied: {calls.total_routed} Peak: {_peak(factory, calls)}",
+        f"Total Calls: {calls.total} Successful: {calls.connected} "
+        f"From Neighbor: {calls.total_from_neighbor} From Parent: {calls.total_from_parent} "
+        f"Proxied: {calls.total_routed} Peak: {_peak(factory, calls)}",
         startup_line(factory).replace("   Running", " Running"),
         ";",
     ])
@@ -275,8 +277,10 @@ def _calls(factory, session, verbose: bool) -> None:
             yield from _call_lines(call, now, verbose)
         active = sum(1 for call in calls if call.connected)
         proxied = sum(1 for call in calls if call.routed)
-        yield (f"Number of Calls: {len(calls)} Active: {active} From Neighbor: 0 From Parent: 0 "
-               f"Proxied: {proxied}")
+        neighbor = sum(1 for call in calls if call.zone == "neighbor")
+        parent = sum(1 for call in calls if call.zone == "parent")
+        yield (f"Number of Calls: {len(calls)} Active: {active} From Neighbor: {neighbor} "
+               f"From Parent: {parent} Proxied: {proxied}")
         yield ";"
 
     session.stream(lines())
