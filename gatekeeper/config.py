@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gatekeeper.accounting.settings import AcctSettings, parse_acct
+from gatekeeper.core.failover import (FailoverSettings, parse_redirect, parse_send_to,
+                                      parse_skip_forwards)
 from gatekeeper.configfile import (ConfigError, IniFile, as_bool, as_int, read_ini,
                                    unknown_key)
 from gatekeeper.core.neighbors import (NEIGHBOR_PREFIX, NeighborSettings, parse_neighbors,
@@ -58,6 +60,8 @@ class MainSettings:
     max_status_clients: int = 20
     #: AlternateGKs: sent in GCF/RCF to endpoints that say supportsAltGK.
     alternate_gatekeepers: tuple[ras.AlternateGk, ...] = ()
+    #: SendTo, SkipForwards, RedirectGK (gatekeeper.core.failover).
+    failover: FailoverSettings = FailoverSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,7 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
     section = "Gatekeeper::Main"
     main = MainSettings()
     values: dict[str, object] = {}
+    failover: dict[str, object] = {}
     for key, value in ini.items(section):
         lowered = key.lower()
         if lowered == "name":
@@ -199,8 +204,18 @@ def parse(ini: IniFile, enable_manhole: bool | None = None) -> Config:
             values["use_multicast_listener"] = _bool(path, section, key, value)
         elif lowered == "alternategks":
             values["alternate_gatekeepers"] = parse_alternate_gks(path, section, key, value)
+        elif lowered == "sendto":
+            failover["send_to"] = parse_send_to(path, section, key, value)
+        elif lowered == "skipforwards":
+            failover["skip_forwards"] = parse_skip_forwards(path, section, key, value)
+        elif lowered == "redirectgk":
+            failover["redirect"] = parse_redirect(path, section, key, value)
         else:
             warnings.append(unknown_key(path, section, key))
+    values["failover"] = FailoverSettings(**failover)
+    if values["failover"].redirect.active and not values.get("alternate_gatekeepers"):
+        warnings.append(f"{path}: [{section}] RedirectGK is set but AlternateGKs is not: the "
+                        "rejects it causes name no alternate gatekeeper")
     main = MainSettings(**{**_fields(main), **values})
 
     section = "RasSrv::GWPrefixes"

@@ -348,7 +348,8 @@ class GatekeeperService(service.MultiService):
             hold_delay=max(config.virtual_queues.request_timeout,
                            config.neighbors.features.longest_wait) + 2,
             neighbors=config.neighbors,
-            alternate_gatekeepers=config.main.alternate_gatekeepers))
+            alternate_gatekeepers=config.main.alternate_gatekeepers,
+            failover=config.main.failover))
         if getattr(self, "parent_client", None) is not None:
             self._apply_parent(config)
         main = config.main

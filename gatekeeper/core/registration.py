@@ -16,6 +16,15 @@ conflicting aliases are refused (``duplicateAlias``) unless
 (never a permanent one); ``TimeToLive`` is off unless configured, never above
 it and never below the minimum; with ``RequireDiscovery`` a new registration
 needs a GRQ from its host first.
+
+Registrations an alternate gatekeeper forwards to us (``SendTo`` there,
+:mod:`gatekeeper.core.failover`) are kept as *copies*: registered under the
+identifier that gatekeeper gave, at the addresses it names, so that the
+endpoint can ask admission here at once if it fails over; a copy never
+blocks the endpoint's own registration here (it is replaced), expires
+silently (no IRQ, no URQ: the endpoint is not ours), and becomes ours the
+moment the endpoint itself renews it here. ``RedirectGK`` refuses new
+registrations (and GRQs) with ``resourceUnavailable`` and the alternates.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from twisted.logger import Logger
 
 from gatekeeper import events as ev
 from gatekeeper.core.admission import EndpointNotifier, NoNotifier
+from gatekeeper.core.failover import REDIRECT_REASON, RedirectRule
 from gatekeeper.core.registry import Endpoint, Registry
 from gatekeeper.h225.ras import Address, Alias, Vendor, format_address
 from gatekeeper.interfaces import IEventBus
@@ -68,6 +78,8 @@ class RegistrationSettings:
     irq_poll_interval: float = 10.0
     #: [RasSrv::RRQFeatures] OverwriteEPOnSameAddress
     overwrite_ep_on_same_address: bool = False
+    #: [Gatekeeper::Main] RedirectGK
+    redirect: RedirectRule = RedirectRule()
 
 
 # -- requests ------------------------------------------------------------------
@@ -118,6 +130,22 @@ class UnregisterRequest(NamedTuple):
     signal_addresses: tuple[Address, ...] = ()
 
 
+class ForwardedRegistration(NamedTuple):
+    """An RRQ (full or keepalive) another gatekeeper forwarded to us: the
+    endpoint as registered there, under the identifier it gave."""
+
+    source: Address                         # the gatekeeper that forwarded it
+    endpoint_id: str
+    signal_addresses: tuple[Address, ...]   # usable ones only
+    ras_addresses: tuple[Address, ...]      # usable ones only
+    aliases: tuple[Alias, ...] = ()
+    endpoint_type: str = "terminal"
+    vendor: Vendor | None = None
+    time_to_live: int | None = None         # as that gatekeeper granted it
+    prefixes: tuple[str, ...] = ()
+    keep_alive: bool = False
+
+
 # -- decisions -----------------------------------------------------------------
 
 
@@ -127,6 +155,7 @@ class DiscoveryConfirmed(NamedTuple):
 
 class DiscoveryRefused(NamedTuple):
     reason: str
+    redirect: bool = False                  # RedirectGK: the GRJ names the alternates
 
 
 class Registered(NamedTuple):
@@ -143,6 +172,14 @@ class RegistrationRefused(NamedTuple):
 
     reason: str
     duplicates: tuple[Alias, ...] = ()
+    redirect: bool = False                  # RedirectGK: the RRJ names the alternates
+
+
+class ForwardIgnored(NamedTuple):
+    """A forwarded registration or unregistration not taken, and why (no
+    answer goes back; it is counted and logged)."""
+
+    why: str
 
 
 class Unregistered(NamedTuple):
@@ -172,6 +209,9 @@ class Registration:
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self._end_calls_of = end_calls_of
         self._discovered: OrderedDict[str, float] = OrderedDict()
+        #: The copies of other gatekeepers' registrations: endpoint id ->
+        #: the Endpoint (checked by identity: a stale entry is ignored).
+        self.forwarded: dict[str, Endpoint] = {}
         #: Peer-caused log lines (rate-limited); the protocol in front may
         #: pass its own, so that its lines share one limit and namespace.
         self._trouble = trouble if trouble is not None else RateLimitedLog(self.log, clock)
@@ -192,6 +232,11 @@ class Registration:
             self.bus.publish(ev.GatekeeperRejected(request.source, request.aliases,
                                                    request.endpoint_type, "terminalExcluded"))
             return DiscoveryRefused("terminalExcluded")
+        if self.settings.redirect.redirects_discovery():
+            self.stats["GRQ redirected"] += 1
+            self.bus.publish(ev.GatekeeperRejected(request.source, request.aliases,
+                                                   request.endpoint_type, REDIRECT_REASON))
+            return DiscoveryRefused(REDIRECT_REASON, True)
         self._remember_discovery(request.source[0])
         if request.ras_address is not None:
             self._remember_discovery(request.ras_address[0])
@@ -229,11 +274,12 @@ class Registration:
         return max(self.settings.minimum_time_to_live, min(configured, wanted))
 
     def _refuse(self, request: RegisterRequest | KeepaliveRequest, reason: str,
-                duplicates: tuple[Alias, ...] = ()) -> RegistrationRefused:
+                duplicates: tuple[Alias, ...] = (), redirect: bool = False
+                ) -> RegistrationRefused:
         self.stats["RRJ"] += 1
         self.bus.publish(ev.RegistrationRejected(request.source, request.aliases,
                                                  request.endpoint_type, reason))
-        return RegistrationRefused(reason, duplicates)
+        return RegistrationRefused(reason, duplicates, redirect)
 
     def register(self, request: RegisterRequest) -> Registered | RegistrationRefused:
         """A full RRQ: a new registration, a renewal, or a refusal."""
@@ -244,6 +290,10 @@ class Registration:
         if not request.ras_addresses:
             return self._refuse(request, "invalidRASAddress")
         existing, holder = self._existing_registration(request)
+        if holder is not None and self.is_copy(holder):
+            # Another gatekeeper's copy never keeps the endpoint out of here.
+            self._drop_copy(holder, "replaced by a registration here")
+            holder = None
         if holder is not None and not self._same_host(holder, source):
             # A signalling address registered from another host is never
             # taken over (GnuGk too wants the signalling IP to be the sender's).
@@ -252,10 +302,20 @@ class Registration:
         if self.settings.require_discovery and existing is None \
                 and not self._did_discovery(request, now):
             return self._refuse(request, "discoveryRequired")
+        if existing is None and self.settings.redirect.redirects_registration(
+                self.local_count()):
+            self.stats["RRQ redirected"] += 1
+            return self._refuse(request, REDIRECT_REASON, redirect=True)
         aliases = request.aliases
         if request.additive and existing is not None:
             aliases = existing.aliases + tuple(a for a in aliases if a not in existing.aliases)
         taken = self.registry.conflicting_aliases(aliases, existing)
+        if taken and self.forwarded:
+            for alias in taken:
+                owner = self.registry.find_alias(alias)
+                if owner is not None and self.is_copy(owner):
+                    self._drop_copy(owner, "replaced by a registration here")
+            taken = self.registry.conflicting_aliases(aliases, existing)
         # The registrations this one conflicts with: the one holding its
         # signalling address (same host, other port) and the owners of its
         # aliases. GnuGk refuses (duplicateAlias) unless OverwriteEPOnSameAddress,
@@ -296,6 +356,8 @@ class Registration:
                                  endpoint_type=kind, vendor=request.vendor,
                                  time_to_live=ttl, source_address=source, last_seen=now,
                                  irq_polls=0)
+        if self.forwarded:
+            self._claim(endpoint)
         self.stats["RCF"] += 1
         self.bus.publish(ev.EndpointRegistered(
             signal[0], endpoint.ras_address, endpoint.aliases, endpoint.endpoint_type,
@@ -312,6 +374,8 @@ class Registration:
             # Its own RAS address or nothing: not another port of its host.
             self.stats["spoofed"] += 1
             return self._refuse(request, "securityDenial")
+        if self.forwarded:
+            self._claim(endpoint)
         ttl = self.grant_time_to_live(request.time_to_live or endpoint.time_to_live)
         endpoint.time_to_live = ttl
         self.registry.touch(endpoint, self.clock.seconds())
@@ -378,6 +442,7 @@ class Registration:
             self.bus.publish(ev.UnregistrationRejected(source, endpoint.endpoint_id,
                                                        "permissionDenied"))
             return UnregistrationRefused("permissionDenied")
+        self.forwarded.pop(endpoint.endpoint_id, None)
         self.registry.remove(endpoint.endpoint_id, "unregistered by endpoint", self.clock.seconds())
         self.bus.publish(ev.EndpointUnregistered(
             source, endpoint.endpoint_id, endpoint.aliases, "endpoint request",
@@ -390,8 +455,10 @@ class Registration:
     def unregister(self, endpoint: Endpoint, reason: str = "maintenance",
                    why: str = "forced") -> None:
         """Drop a registration: the endpoint is told (URQ), then forgotten,
-        and its calls end."""
-        if endpoint.ras_address is not None and not endpoint.permanent:
+        and its calls end (a copy of another gatekeeper's registration goes
+        silently: the endpoint is not ours to tell)."""
+        copy = self.forwarded.pop(endpoint.endpoint_id, None) is endpoint
+        if endpoint.ras_address is not None and not endpoint.permanent and not copy:
             self.notifier.unregistration_requested(endpoint, reason)
         self.registry.remove(endpoint.endpoint_id, why, self.clock.seconds())
         self.bus.publish(ev.EndpointUnregistered(
@@ -405,9 +472,133 @@ class Registration:
         for endpoint in self.registry.due(now):
             if endpoint.permanent:
                 continue
+            if self.is_copy(endpoint):
+                # As long as its own gatekeeper would keep it (the same polls'
+                # grace), without asking the endpoint anything.
+                if endpoint.irq_polls < self.settings.irq_poll_count:
+                    endpoint.irq_polls += 1
+                    self.registry.postpone(endpoint, self.settings.irq_poll_interval, now)
+                else:
+                    self._drop_copy(endpoint, "ttlExpired")
+                continue
             if endpoint.irq_polls < self.settings.irq_poll_count and endpoint.ras_address:
                 endpoint.irq_polls += 1
                 self.notifier.poll(endpoint)
                 self.registry.postpone(endpoint, self.settings.irq_poll_interval, now)
             else:
                 self.unregister(endpoint, "ttlExpired", "ttlExpired")
+
+    # -- copies of other gatekeepers' registrations ([Gatekeeper::Main] SendTo there)
+
+    def is_copy(self, endpoint: Endpoint) -> bool:
+        """Whether ``endpoint`` is another gatekeeper's registration, forwarded."""
+        return self.forwarded.get(endpoint.endpoint_id) is endpoint
+
+    def local_count(self) -> int:
+        """Endpoints registered here, not counting the copies (RedirectGK)."""
+        if self.forwarded:
+            self.forwarded = {endpoint_id: endpoint for endpoint_id, endpoint
+                              in self.forwarded.items()
+                              if self.registry.get(endpoint_id) is endpoint}
+        return len(self.registry) - len(self.forwarded)
+
+    def _claim(self, endpoint: Endpoint) -> None:
+        """The endpoint renewed its registration here itself: ours now."""
+        if self.forwarded.get(endpoint.endpoint_id) is endpoint:
+            del self.forwarded[endpoint.endpoint_id]
+            self.stats["forwarded registration taken over"] += 1
+
+    def _drop_copy(self, endpoint: Endpoint, why: str, source: Address | None = None) -> None:
+        """Forget a copy without telling the endpoint; its calls here end."""
+        self.forwarded.pop(endpoint.endpoint_id, None)
+        self.registry.remove(endpoint.endpoint_id, why, self.clock.seconds())
+        self.bus.publish(ev.EndpointUnregistered(
+            source if source is not None else endpoint.ras_address, endpoint.endpoint_id,
+            endpoint.aliases, why, endpoint.signal_address, endpoint.endpoint_type))
+        self._end_calls_of(endpoint)
+
+    def register_forwarded(self, request: ForwardedRegistration
+                           ) -> Registered | ForwardIgnored:
+        """Keep (or refresh) the copy of a registration another gatekeeper
+        forwarded, under the identifier it gave. Not taken: an identifier
+        one of our own endpoints has (unless it is that endpoint, gone back
+        to the other gatekeeper), aliases or a signalling address one of ours
+        holds, a keepalive for an endpoint we have no copy of and no
+        addresses for."""
+        now = self.clock.seconds()
+        existing = self.registry.get(request.endpoint_id)
+        if existing is not None and existing.permanent:
+            return self._ignore("the identifier of a permanent endpoint here")
+        if existing is not None and not self.is_copy(existing) \
+                and existing.ras_address not in request.ras_addresses:
+            return self._ignore("the identifier of another endpoint registered here")
+        ttl = request.time_to_live if request.time_to_live else None
+        if request.keep_alive and existing is not None:
+            self.forwarded[existing.endpoint_id] = existing
+            if ttl is not None:
+                existing.time_to_live = ttl
+            self.registry.touch(existing, now)
+            self.stats["forwarded keepalive"] += 1
+            return Registered(existing, existing.time_to_live)
+        signal, ras_addresses = request.signal_addresses, request.ras_addresses
+        if not signal or not ras_addresses:
+            return self._ignore("no usable signalling and RAS address for an endpoint not "
+                                "known here")
+        owners: list[Endpoint] = []
+        for address in signal:
+            holder = self.registry.find_signal(address)
+            if holder is not None and holder is not existing and holder not in owners:
+                owners.append(holder)
+        for alias in self.registry.conflicting_aliases(request.aliases, existing):
+            owner = self.registry.find_alias(alias)
+            if owner is not None and owner not in owners:
+                owners.append(owner)
+        for owner in owners:
+            if not self.is_copy(owner):
+                return self._ignore(f"its aliases or signalling address are registered here "
+                                    f"by {owner.endpoint_id}")
+        for owner in owners:
+            self._drop_copy(owner, "replaced by a forwarded registration")
+        if existing is None:
+            endpoint = Endpoint(
+                endpoint_id=request.endpoint_id, aliases=request.aliases,
+                signal_addresses=signal, ras_address=ras_addresses[0],
+                endpoint_type=request.endpoint_type, vendor=request.vendor,
+                prefixes=request.prefixes, registration_time=now, last_seen=now,
+                time_to_live=ttl)
+            self.registry.add(endpoint)
+        else:
+            endpoint = existing
+            self.registry.update(endpoint, aliases=request.aliases, signal_addresses=signal,
+                                 prefixes=request.prefixes, ras_address=ras_addresses[0],
+                                 endpoint_type=request.endpoint_type, vendor=request.vendor,
+                                 time_to_live=ttl, source_address=None, last_seen=now,
+                                 irq_polls=0)
+        self.forwarded[endpoint.endpoint_id] = endpoint
+        self.stats["forwarded registration"] += 1
+        self.bus.publish(ev.EndpointRegistered(
+            signal[0], endpoint.ras_address, endpoint.aliases, endpoint.endpoint_type,
+            endpoint.endpoint_id, keepalive=False, new=existing is None,
+            vendor=str(request.vendor or "")))
+        return Registered(endpoint, ttl, existing is None)
+
+    def unregister_forwarded(self, request: UnregisterRequest) -> Unregistered | ForwardIgnored:
+        """Another gatekeeper's URQ copy: its registration's copy goes. An
+        endpoint registered here itself (it failed over to us) stays."""
+        endpoint = self.registry.get(request.endpoint_id) if request.endpoint_id else None
+        if endpoint is None and not request.endpoint_id:
+            for address in request.signal_addresses:
+                endpoint = self.registry.find_signal(address)
+                if endpoint is not None:
+                    break
+        if endpoint is None:
+            return self._ignore("no copy of that registration here")
+        if not self.is_copy(endpoint):
+            return self._ignore("the endpoint is registered here itself")
+        self.stats["forwarded unregistration"] += 1
+        self._drop_copy(endpoint, "endpoint request", request.source)
+        return Unregistered(endpoint)
+
+    def _ignore(self, why: str) -> ForwardIgnored:
+        self.stats["forwarded RAS ignored"] += 1
+        return ForwardIgnored(why)

@@ -862,6 +862,64 @@ def _alternates(fields: dict, alternates: Sequence[AlternateGk]) -> None:
         fields["alternateGatekeeper"] = [alternate.to_asn() for alternate in alternates]
 
 
+class AltGkInfo(NamedTuple):
+    """H.225.0 AltGKInfo, in a reject that sends the endpoint elsewhere
+    (``[Gatekeeper::Main] RedirectGK``): the alternates, and whether the
+    endpoint should stay with them (``altGKisPermanent``)."""
+
+    alternates: Sequence[AlternateGk]
+    permanent: bool = False
+
+    def to_asn(self) -> dict:
+        return {"alternateGatekeeper": [alternate.to_asn() for alternate in self.alternates],
+                "altGKisPermanent": self.permanent}
+
+
+def _alt_gk_info(fields: dict, info: "AltGkInfo | None") -> None:
+    # H.225.0 has no empty alternate list to send: no alternates, no altGKInfo.
+    if info is not None and info.alternates:
+        fields["altGKInfo"] = info.to_asn()
+
+
+#: GnuGk's H.221 nonStandardIdentifier for "RAS message forwarded to an
+#: alternate gatekeeper" (its failover-RAS extension: T.35 country 255,
+#: extension 255, manufacturer 4242), carried in the nonStandardData of the
+#: RRQs and URQs a gatekeeper forwards to its ``SendTo`` peers.
+FAILOVER_T35 = {"t35CountryCode": 255, "t35Extension": 255, "manufacturerCode": 4242}
+
+
+def failover_marker(data: bytes = b"") -> dict:
+    """The nonStandardData that marks a forwarded RAS message."""
+    return {"nonStandardIdentifier": ("h221NonStandard", dict(FAILOVER_T35)), "data": data}
+
+
+def is_failover_marked(value: Any) -> bool:
+    """Whether a decoded RRQ/URQ/GRQ value carries GnuGk's failover marker."""
+    if not isinstance(value, dict):
+        return False
+    data = value.get("nonStandardData")
+    if not isinstance(data, dict):
+        return False
+    identifier = data.get("nonStandardIdentifier")
+    return (isinstance(identifier, tuple) and len(identifier) == 2
+            and identifier[0] == "h221NonStandard" and identifier[1] == FAILOVER_T35)
+
+
+def failover_endpoint_id(value: Any) -> str | None:
+    """The endpoint identifier a forwarded RRQ carries: its endpointIdentifier,
+    else the marker's data (where GnuGk copies it)."""
+    if not isinstance(value, dict):
+        return None
+    endpoint_id = value.get("endpointIdentifier")
+    if isinstance(endpoint_id, str) and endpoint_id:
+        return endpoint_id
+    data = value.get("nonStandardData", {}).get("data") if is_failover_marked(value) else None
+    if data:
+        text = bytes(data).decode("utf-8", "replace").strip("\x00")
+        return text[:128] or None
+    return None
+
+
 class Gcf(NamedTuple):
     seq: int
     gatekeeper_id: str | None
@@ -882,12 +940,14 @@ class Grj(NamedTuple):
     reason: str
     gatekeeper_id: str | None = None
     value: Any = None
+    alt_gk_info: AltGkInfo | None = None
     kind = "gatekeeperReject"
 
     def to_asn(self) -> tuple:
         fields = {"requestSeqNum": self.seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
                   "rejectReason": _reason(self.kind, self.reason, self.value)}
         _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        _alt_gk_info(fields, self.alt_gk_info)
         return (self.kind, fields)
 
 
@@ -928,6 +988,7 @@ class Rrj(NamedTuple):
     reason: str
     gatekeeper_id: str | None = None
     value: Any = None
+    alt_gk_info: AltGkInfo | None = None
     kind = "registrationReject"
 
     def to_asn(self) -> tuple:
@@ -937,6 +998,7 @@ class Rrj(NamedTuple):
         fields = {"requestSeqNum": self.seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
                   "rejectReason": _reason(self.kind, self.reason, value)}
         _optional(fields, "gatekeeperIdentifier", self.gatekeeper_id)
+        _alt_gk_info(fields, self.alt_gk_info)
         return (self.kind, fields)
 
 
@@ -985,6 +1047,83 @@ class Urq(NamedTuple):
         return (self.kind, fields)
 
 
+def _vendor_to_asn(vendor: Vendor | None) -> dict:
+    if vendor is None:
+        return {"vendor": {"t35CountryCode": 181, "t35Extension": 0, "manufacturerCode": 18}}
+    value: dict = {"vendor": {"t35CountryCode": vendor.country, "t35Extension": vendor.extension,
+                              "manufacturerCode": vendor.manufacturer}}
+    for name, text in (("productId", vendor.product), ("versionId", vendor.version)):
+        if text:
+            value[name] = text.encode("latin-1", "replace")[:256]
+    return value
+
+
+_DIGITS = frozenset("0123456789#*,")
+
+
+class ForwardedRrq(NamedTuple):
+    """The copy of an endpoint's registration (full, or a keepalive) a
+    gatekeeper sends its ``SendTo`` alternates: built from the registration
+    as it stands, under the gatekeeper's own requestSeqNum, naming the
+    endpointIdentifier the gatekeeper gave, with GnuGk's failover marker
+    (whose data is that identifier, as GnuGk puts it)."""
+
+    seq: int
+    endpoint_id: str
+    call_signal_addresses: Sequence[Address]
+    ras_address: Address
+    endpoint_type: str
+    aliases: Sequence[Alias] = ()
+    vendor: Vendor | None = None
+    time_to_live: int | None = None
+    keep_alive: bool = False
+    prefixes: Sequence[str] = ()
+    kind = "registrationRequest"
+
+    def to_asn(self) -> tuple:
+        terminal = endpoint_type_value(self.endpoint_type)
+        digits = [p for p in self.prefixes if p and set(p) <= _DIGITS and len(p) <= 128]
+        if digits and self.endpoint_type in ("gateway", "mcu"):
+            terminal[self.endpoint_type] = {"protocol": [("voice", {"supportedPrefixes": [
+                {"prefix": ("dialledDigits", p)} for p in digits]})]}
+        fields: dict = {
+            "requestSeqNum": self.seq, "protocolIdentifier": PROTOCOL_IDENTIFIER,
+            "discoveryComplete": False,
+            "callSignalAddress": [transport_to_asn(a) for a in self.call_signal_addresses],
+            "rasAddress": [transport_to_asn(self.ras_address)],
+            "terminalType": terminal, "endpointVendor": _vendor_to_asn(self.vendor),
+            "nonStandardData": failover_marker(self.endpoint_id.encode("utf-8")),
+            "keepAlive": self.keep_alive, "endpointIdentifier": self.endpoint_id,
+            "willSupplyUUIEs": False, "maintainConnection": False,
+        }
+        if self.aliases:
+            fields["terminalAlias"] = aliases_to_asn(self.aliases)
+        _optional(fields, "timeToLive", self.time_to_live)
+        return (self.kind, fields)
+
+
+class ForwardedUrq(NamedTuple):
+    """The copy of an unregistration (the endpoint's URQ, or one of ours)
+    for the ``SendTo`` alternates, with GnuGk's failover marker."""
+
+    seq: int
+    endpoint_id: str
+    call_signal_addresses: Sequence[Address]
+    aliases: Sequence[Alias] = ()
+    kind = "unregistrationRequest"
+
+    def to_asn(self) -> tuple:
+        fields: dict = {
+            "requestSeqNum": self.seq,
+            "callSignalAddress": [transport_to_asn(a) for a in self.call_signal_addresses],
+            "endpointIdentifier": self.endpoint_id,
+            "nonStandardData": failover_marker(),
+        }
+        if self.aliases:
+            fields["endpointAlias"] = aliases_to_asn(self.aliases)
+        return (self.kind, fields)
+
+
 _NO_UUIES = {name: False for name in (
     "setup", "callProceeding", "connect", "alerting", "information", "releaseComplete",
     "facility", "progress", "empty", "status", "statusInquiry", "setupAcknowledge", "notify")}
@@ -1021,11 +1160,14 @@ class Arj(NamedTuple):
     seq: int
     reason: str
     value: Any = None
+    alt_gk_info: AltGkInfo | None = None
     kind = "admissionReject"
 
     def to_asn(self) -> tuple:
-        return (self.kind, {"requestSeqNum": self.seq,
-                            "rejectReason": _reason(self.kind, self.reason, self.value)})
+        fields = {"requestSeqNum": self.seq,
+                  "rejectReason": _reason(self.kind, self.reason, self.value)}
+        _alt_gk_info(fields, self.alt_gk_info)
+        return (self.kind, fields)
 
 
 class Dcf(NamedTuple):
@@ -1223,11 +1365,12 @@ class Umr(NamedTuple):
 
 #: Every message type above: the gatekeeper's messages, typed.
 OUTGOING_TYPES = (Gcf, Grj, Rcf, Rrj, Ucf, Urj, Urq, Acf, Arj, Dcf, Drj, Drq, Bcf, Brj, Lcf, Lrj,
-                  Lrq, Irq, Rip, Rac, Iack, Inak, Umr)
+                  Lrq, Irq, Rip, Rac, Iack, Inak, Umr, ForwardedRrq, ForwardedUrq)
 
 #: Any of them (for type hints).
 OutgoingMessage = (Gcf | Grj | Rcf | Rrj | Ucf | Urj | Urq | Acf | Arj | Dcf | Drj | Drq | Bcf
-                   | Brj | Lcf | Lrj | Lrq | Irq | Rip | Rac | Iack | Inak | Umr)
+                   | Brj | Lcf | Lrj | Lrq | Irq | Rip | Rac | Iack | Inak | Umr | ForwardedRrq
+                   | ForwardedUrq)
 
 
 def _with_seq(self, seq: int):

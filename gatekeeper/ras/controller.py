@@ -39,6 +39,7 @@ from gatekeeper.core.admission import (
     BandwidthRefused, BandwidthRequest, DisengageRefused, DisengageRequest)
 from gatekeeper.core.bandwidth import BandwidthPool
 from gatekeeper.core.calls import Call, CallTable
+from gatekeeper.core.failover import REDIRECT_REASON, AdmissionRedirect, FailoverSettings
 from gatekeeper.core.neighbors import (
     RIP_LIMIT, ILocationExchange, ILocationSender, LcfAnswer, LocationQuery, LrjAnswer, Neighbor,
     NeighborPolicy, NeighborSettings, RecentLrqs, accepts_lrq, forward_targets, forwarded_query,
@@ -54,6 +55,7 @@ from gatekeeper.h225 import codec, ras
 from gatekeeper.h225.ras import Address
 from gatekeeper.interfaces import IEventBus
 from gatekeeper.ratelimit import RateLimitedLog  # noqa: F401 - also imported from here
+from gatekeeper.ras.failover import RasForwarder
 from gatekeeper.ras.keepalive import KeepaliveReplies
 from gatekeeper.ras.policy import RasPolicy
 
@@ -101,6 +103,8 @@ class RasConfig:
     #: [Gatekeeper::Main] AlternateGKs: in GCF and RCF when the request says
     #: supportsAltGK, and in a URQ with reason maintenance.
     alternate_gatekeepers: tuple[ras.AlternateGk, ...] = ()
+    #: [Gatekeeper::Main] SendTo, SkipForwards, RedirectGK.
+    failover: FailoverSettings = FailoverSettings()
 
 
 @dataclass(slots=True)
@@ -252,6 +256,12 @@ class RasController:
                                    notifier=self, stats=self.stats, trouble=self._trouble)
         self.registration = Registration(self.registry, bus, clock, self.admission.end_calls_of,
                                          notifier=self, stats=self.stats, trouble=self._trouble)
+        #: RRQ/URQ copies to and from alternate gatekeepers (SendTo,
+        #: SkipForwards), and RedirectGK for ARQs.
+        self.forwarder = RasForwarder(
+            clock, lambda message, address: self._send(message, address) if self._send else None,
+            self.next_seq, self.registration, self.stats, self._trouble)
+        self.admission_redirect = AdmissionRedirect(self.registry, self.calls, bus, self.stats)
         self._send: Send | None = None
         #: The configuration in force (:meth:`reconfigure` replaces it whole).
         self.config: RasConfig
@@ -340,7 +350,9 @@ class RasController:
         self.registration.reconfigure(RegistrationSettings(
             settings.gatekeeper_id, settings.time_to_live, settings.minimum_time_to_live,
             settings.require_discovery, settings.discovery_memory, settings.irq_poll_count,
-            settings.irq_poll_interval, policy.overwrite_ep_on_same_address))
+            settings.irq_poll_interval, policy.overwrite_ep_on_same_address,
+            config.failover.redirect))
+        self.forwarder.reconfigure(config.failover, config.alternate_gatekeepers)
 
     @property
     def settings(self) -> RasSettings:
@@ -429,7 +441,9 @@ class RasController:
         if decision is None:
             return None
         if isinstance(decision, DiscoveryRefused):
-            return self._to(ras.Grj(grq.seq, decision.reason, self.name), reply_to, source)
+            return self._to(ras.Grj(grq.seq, decision.reason, self.name,
+                                    alt_gk_info=self._alt_gk_info(decision.redirect)),
+                            reply_to, source)
         return self._to(ras.Gcf(grq.seq, self.name, self.local_ras_address(source),
                                 self._alternates(grq.supports_alt_gk)), reply_to, source)
 
@@ -438,7 +452,9 @@ class RasController:
     def grant_time_to_live(self, requested: int | None) -> int | None:
         return self.registration.grant_time_to_live(requested)
 
-    def on_rrq(self, rrq: ras.RegistrationRequest, source: Address) -> Answer:
+    def on_rrq(self, rrq: ras.RegistrationRequest, source: Address) -> Answer | None:
+        if self.forwarder.is_forwarded(rrq, source):
+            return self.forwarder.received_rrq(rrq, source)   # a copy: never answered
         ras_addresses = [a for a in rrq.ras_addresses if usable_address(a)]
         reply_to = self.answer_address(source, ras_addresses[0] if ras_addresses else None)
         if rrq.keep_alive and rrq.endpoint_id:
@@ -451,6 +467,7 @@ class RasController:
         if isinstance(decision, RegistrationRefused):
             return self._to(self._rrj(rrq.seq, decision), reply_to, source)
         endpoint = decision.endpoint
+        self.forwarder.registered(endpoint, False)
         return self._to(ras.Rcf(rrq.seq, endpoint.signal_addresses, endpoint.endpoint_id,
                                 self.name, endpoint.aliases, decision.time_to_live,
                                 supports_additive=True,
@@ -462,7 +479,15 @@ class RasController:
         return self.config.alternate_gatekeepers if supported else ()
 
     def _rrj(self, seq: int, decision: RegistrationRefused) -> Message:
-        return ras.Rrj(seq, decision.reason, self.name, decision.duplicates or None)
+        return ras.Rrj(seq, decision.reason, self.name, decision.duplicates or None,
+                       self._alt_gk_info(decision.redirect))
+
+    def _alt_gk_info(self, redirect: bool) -> ras.AltGkInfo | None:
+        """altGKInfo for a reject caused by RedirectGK (None otherwise)."""
+        if not redirect or not self.config.alternate_gatekeepers:
+            return None
+        return ras.AltGkInfo(self.config.alternate_gatekeepers,
+                             self.config.failover.redirect.permanent)
 
     def _keepalive(self, rrq: ras.RegistrationRequest, source: Address,
                    reply_to: Address) -> Answer:
@@ -471,6 +496,7 @@ class RasController:
         if isinstance(decision, RegistrationRefused):
             return self._to(self._rrj(rrq.seq, decision), reply_to, source)
         endpoint, ttl = decision.endpoint, decision.time_to_live
+        self.forwarder.registered(endpoint, True)
         with_aliases = bool(rrq.aliases)
         alternates = self._alternates(rrq.supports_alt_gk)
         if reply_to != source or alternates:   # [ReplyToRasAddress], AlternateGKs: no template
@@ -482,16 +508,24 @@ class RasController:
 
     # -- URQ -------------------------------------------------------------
 
-    def on_urq(self, urq: ras.UnregistrationRequest, source: Address) -> Message:
+    def on_urq(self, urq: ras.UnregistrationRequest, source: Address) -> Message | None:
+        if self.forwarder.is_forwarded(urq, source):
+            return self.forwarder.received_urq(urq, source)   # a copy: never answered
         decision = self.registration.unregistration_request(UnregisterRequest(
             source, urq.endpoint_id, urq.call_signal_addresses))
         if isinstance(decision, UnregistrationRefused):
             return ras.Urj(urq.seq, decision.reason)
+        self.forwarder.unregistered(decision.endpoint)
         return ras.Ucf(urq.seq)
 
     # -- ARQ -------------------------------------------------------------
 
     def on_arq(self, arq: ras.AdmissionRequest, source: Address) -> Message:
+        rule = self.config.failover.redirect
+        if rule.active and self.admission_redirect.check(
+                rule, source, arq.endpoint_id, arq.destination_info, arq.src_info,
+                arq.answer_call, arq.call_id) is not None:
+            return ras.Arj(arq.seq, REDIRECT_REASON, alt_gk_info=self._alt_gk_info(True))
         decision = self.admission.admit(AdmissionRequest(
             source, arq.endpoint_id, arq.destination_info, arq.dest_call_signal_address,
             arq.src_info, arq.src_call_signal_address, arq.bandwidth, arq.call_reference,
@@ -797,7 +831,7 @@ class RasController:
                 and self._late_lrqs.get(pdu.seq, 0.0) > self.clock.seconds():
             self.stats["late LRQ answer"] += 1
             return None
-        if not self._answered(pdu, source):
+        if not self._answered(pdu, source) and not self.forwarder.swallow(pdu, source):
             self.stats["unexpected"] += 1
             self._trouble("unexpected", "unexpected {received} seq {seq} from {source}",
                           received=pdu.kind, seq=pdu.seq, source=ras.format_address(source))
@@ -921,6 +955,7 @@ class RasController:
                           alternates=(self.config.alternate_gatekeepers
                                       if reason == "maintenance" else ()))
         self.request(message, endpoint.ras_address)
+        self.forwarder.unregistered(endpoint)
         self.bus.publish(ev.UnregistrationRequested(endpoint.ras_address, endpoint.endpoint_id,
                                                     reason))
 
