@@ -363,3 +363,13 @@ def test_tshark_decodes_the_forwarded_rrq_and_urq(gk1, tmp_path):
     assert endpoint_id in pdml_values(rrq, "h225.endpointIdentifier")
     assert endpoint_id in pdml_values(urq, "h225.endpointIdentifier")
     assert "9" in pdml_values(rrq, "h225.dialledDigits")
+
+
+def test_stopping_sends_the_copies_still_queued_and_leaves_no_timer(gk1):
+    alice = phone("1001")
+    gk1.register(alice)
+    assert gk1.clock.getDelayedCalls()          # the copy waits for the next turn
+    gk1.controller.stop()
+    [(data, address)] = gk1.transport.take()
+    assert (codec.decode_ras(data)[0], address) == ("registrationRequest", GK2)
+    assert gk1.clock.getDelayedCalls() == []

@@ -315,6 +315,7 @@ class RasController:
             self._sweeper.start(1.0, now=False)
 
     def stop(self) -> None:
+        self.forwarder.stop()
         if self._sweeper.running:
             self._sweeper.stop()
         for outgoing in self._outgoing.values():

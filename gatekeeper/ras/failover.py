@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from typing import Callable, Iterable
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from gatekeeper.core.failover import FailoverSettings, forwarding_peers, is_forwarded
 from gatekeeper.core.registration import (ForwardedRegistration, ForwardIgnored, Registration,
@@ -57,7 +57,7 @@ class RasForwarder:
         self.settings = FailoverSettings()
         self.peers: frozenset[str] = frozenset()
         self._queue: list[tuple[ras.OutgoingMessage, Address]] = []
-        self._flush_scheduled = False
+        self._flush_call: IDelayedCall | None = None
         #: (seq, IP) of what we forwarded -> (kind, when)
         self._sent: OrderedDict[tuple[int, str], tuple[str, float]] = OrderedDict()
 
@@ -157,13 +157,19 @@ class RasForwarder:
 
     def _queue_message(self, message: ras.OutgoingMessage, address: Address) -> None:
         self._queue.append((message, address))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.clock.callLater(0, self.flush)
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self.flush)
+
+    def stop(self) -> None:
+        """Send what is queued now, and schedule nothing more."""
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+            self.flush()
+        self._flush_call = None
 
     def flush(self) -> None:
         """Send what was queued (after the answers of this reactor turn)."""
-        self._flush_scheduled = False
+        self._flush_call = None
         queue, self._queue = self._queue, []
         now = self.clock.seconds()
         for message, address in queue:
