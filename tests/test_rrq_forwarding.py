@@ -373,3 +373,23 @@ def test_stopping_sends_the_copies_still_queued_and_leaves_no_timer(gk1):
     [(data, address)] = gk1.transport.take()
     assert (codec.decode_ras(data)[0], address) == ("registrationRequest", GK2)
     assert gk1.clock.getDelayedCalls() == []
+
+
+def test_pycrate_reads_the_copies_and_the_redirect_rejects_as_we_wrote_them(gk1):
+    pytest.importorskip("pycrate_asn1dir", reason="pycrate is the test-only H.225.0 oracle")
+    from test_pycrate_oracle import RAS_TYPE, assert_pycrate_reads
+
+    gateway = FakeEndpoint(["gw1", "5550"], ("10.0.0.3", 1720), ("10.0.0.3", 1719),
+                           endpoint_type="gateway", prefixes=("9",))
+    gk1.register(gateway)
+    gk1.ask(gateway, gateway.rrq(lightweight=True))
+    gk1.ask(gateway, gateway.urq())
+    copies = [data for data, _ in forwarded(gk1)]
+    info = ras.AltGkInfo((alternate(GK2), ras.AlternateGk(GK3, True, 5)), True)
+    rejects = [ras.encode(message) for message in (
+        ras.Grj(3, "resourceUnavailable", "GK1", alt_gk_info=info),
+        ras.Rrj(4, "resourceUnavailable", "GK1", alt_gk_info=info),
+        ras.Arj(5, "resourceUnavailable", alt_gk_info=info))]
+    assert len(copies) == 3
+    for number, data in enumerate(copies + rejects):
+        assert_pycrate_reads(RAS_TYPE, codec.decode_ras(data), data, f"message {number}")
