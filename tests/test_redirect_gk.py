@@ -228,3 +228,30 @@ def test_tshark_decodes_the_redirect_rejects(tmp_path):
         assert pdml_values(packet, "h225.priority") == ["120", "5"]
         assert "GK2" in pdml_values(packet, "h225.gatekeeperIdentifier")
         assert pdml_values(packet, "h225.altGKisPermanent") in (["1"], ["True"])
+
+
+def test_a_service_reload_changes_send_to_and_redirect_gk_and_a_bad_file_is_refused(tmp_path):
+    from test_reload import ask, make
+
+    path = tmp_path / "gk.ini"
+    path.write_text("[Gatekeeper::Main]\nName=GK1\nSendTo=192.0.2.2\nRedirectGK=Endpoints > 1\n"
+                    "AlternateGKs=192.0.2.20;1719;false;120;GK2\n")
+    service = make(path)
+    service.controller.forwarder.clock = service.clock    # as make() does for the others
+    transport = service.ras_protocol.transport
+    first, second = phone("1001", "10.0.0.1"), phone("1002", "10.0.0.2")
+    assert ask(service, first, first.rrq()).kind == "registrationConfirm"
+    service.clock.advance(0)
+    [(copy, address)] = transport.take()
+    assert address == ("192.0.2.2", 1719) and ras.is_failover_marked(codec.decode_ras(copy)[1])
+    assert ask(service, second, second.rrq()).reason == "resourceUnavailable"
+    # a host name is refused: the running configuration stays
+    path.write_text("[Gatekeeper::Main]\nName=GK1\nSendTo=gk2.example.com\n")
+    ok, detail = service.reload("signal")
+    assert not ok and "[Gatekeeper::Main] SendTo=gk2.example.com" in detail
+    assert ask(service, second, second.rrq()).reason == "resourceUnavailable"
+    path.write_text("[Gatekeeper::Main]\nName=GK1\n")
+    assert service.reload("signal")[0]
+    assert ask(service, second, second.rrq()).kind == "registrationConfirm"
+    service.clock.advance(0)
+    assert transport.take() == []
